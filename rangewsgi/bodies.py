@@ -1,0 +1,138 @@
+"""Range bodies: read by seeking in a file, or sliced out of a stream of chunks.
+
+Both write single ranges and multipart framing; both keep memory flat at any body size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from .files import SeekableFile, TruncatedBody
+from .multipart import Framing
+from .ranges import ByteRange
+
+__all__ = ["ClosingBody", "RangeSlicer", "read_file_ranges", "slice_chunks"]
+
+
+class ClosingBody:
+    """A WSGI response iterable over ``chunks`` that closes the inner body exactly once.
+
+    PEP 3333: the server calls ``close()``; the inner iterable's ``close()`` must run on
+    success, on error and on client disconnect. It also runs as soon as ``chunks`` is
+    exhausted, so that resources are released once the last needed byte is out.
+    """
+
+    __slots__ = ("_chunks", "_close", "_closed")
+
+    def __init__(self, chunks: Iterator[bytes], close: Callable[[], None] | None) -> None:
+        self._chunks = chunks
+        self._close = close
+        self._closed = False
+
+    def __iter__(self) -> ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            chunks_close = getattr(self._chunks, "close", None)
+            if chunks_close is not None:
+                chunks_close()
+        finally:
+            if self._close is not None:
+                self._close()
+
+
+def read_file_ranges(file: SeekableFile, base: int, ranges: Sequence[ByteRange],
+                     framing: Framing | None, blksize: int) -> Iterator[bytes]:
+    """Seek to each range and read it in blocks; skipped bytes are never read."""
+    for index, byte_range in enumerate(ranges):
+        head = framing.heads[index] if framing is not None else b""
+        file.seek(base + byte_range.start)
+        remaining = byte_range.stop - byte_range.start
+        while remaining:
+            data = file.read(min(blksize, remaining))
+            if not data:
+                raise TruncatedBody(f"file ended {remaining} bytes before the range end")
+            remaining -= len(data)
+            if head:
+                data, head = head + data, b""
+            yield data
+    if framing is not None:
+        yield framing.tail
+
+
+class RangeSlicer:
+    """Push chunks of the full body in order; get back the bytes of the response.
+
+    ``ranges`` must be sorted and disjoint (a stream cannot go back). Used both for iterable
+    bodies and for the PEP 3333 ``write()`` callable.
+    """
+
+    __slots__ = ("_end", "_index", "_pos", "bypass", "framing", "ranges")
+
+    def __init__(self, ranges: Sequence[ByteRange], framing: Framing | None) -> None:
+        self.ranges = ranges
+        self.framing = framing
+        self._pos = 0  # offset of the next byte pushed, in the representation
+        self._index = 0  # the range being filled
+        self._end = ranges[-1].stop
+        self.bypass = False  # set when the response was replaced (exc_info after commit)
+
+    @property
+    def done(self) -> bool:
+        return self._index >= len(self.ranges)
+
+    def push(self, chunk: bytes) -> list[bytes]:
+        if self.bypass:
+            return [chunk]
+        size = len(chunk)
+        chunk_start = self._pos
+        chunk_stop = chunk_start + size
+        self._pos = chunk_stop
+        out: list[bytes] = []
+        ranges = self.ranges
+        framing = self.framing
+        while self._index < len(ranges):
+            current = ranges[self._index]
+            if current.start >= chunk_stop:
+                break
+            if current.stop > chunk_start:
+                lo = max(current.start, chunk_start) - chunk_start
+                hi = min(current.stop, chunk_stop) - chunk_start
+                if framing is not None and current.start >= chunk_start:
+                    out.append(framing.heads[self._index])
+                out.append(chunk if lo == 0 and hi == size else chunk[lo:hi])
+            if current.stop > chunk_stop:
+                break
+            self._index += 1
+            if framing is not None and self._index == len(ranges):
+                out.append(framing.tail)
+        return out
+
+    def finish(self) -> None:
+        """Raise unless every needed byte arrived (a short body must abort the response)."""
+        if not self.done and not self.bypass:
+            raise TruncatedBody(f"body ended at byte {self._pos}, before byte {self._end}")
+
+
+def slice_chunks(chunks: Iterable[bytes], slicer: RangeSlicer) -> Iterator[bytes]:
+    """Stream the ranges out of ``chunks``; stop reading once the last needed byte is out."""
+    if slicer.done:
+        return
+    for chunk in chunks:
+        if not chunk:
+            continue
+        yield from slicer.push(chunk)
+        if slicer.done:
+            return
+    slicer.finish()

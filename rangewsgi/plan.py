@@ -1,0 +1,199 @@
+"""What to answer: the pure decision from request fields, response status/headers and length.
+
+No WSGI and no I/O here: ``plan()`` turns facts into a ``Plan`` value (pass through, full 200,
+single-part 206, multipart 206 or 416) with the exact status line and header list to send.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .conditions import if_range_holds
+from .multipart import Framing, content_range
+from .ranges import ByteRange, TooManyRanges, parse_range, resolve
+
+__all__ = ["Headers", "Kind", "Limits", "Plan", "ResponseFacts", "plan", "read_headers"]
+
+Headers = list[tuple[str, str]]
+
+
+class Kind(enum.Enum):
+    """The shape of the answer."""
+
+    PASS = "pass"  # not ours to touch: forwarded byte for byte
+    FULL = "full"  # a rangeable 200: Accept-Ranges (and Content-Length) added
+    PARTIAL = "partial"  # 206 with one range
+    MULTIPART = "multipart"  # 206 multipart/byteranges
+    UNSATISFIABLE = "unsatisfiable"  # 416
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Abuse limits (RFC 9110 17.15)."""
+
+    max_ranges: int = 100
+    max_multipart_excess: int = 4096
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    """What one scan of the inner response's headers tells."""
+
+    length: int | None = None  # from a single valid Content-Length
+    rangeable: bool = True  # False for Transfer-Encoding, Content-Range, Accept-Ranges: none
+    accept_ranges: bool = False  # the app already sent Accept-Ranges
+    etag: str | None = None
+    last_modified: str | None = None
+    date: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The decision, with the status line and headers to send."""
+
+    kind: Kind
+    status: str
+    headers: Headers
+    ranges: tuple[ByteRange, ...] = ()
+    framing: Framing | None = None
+    reason: str = ""
+
+
+_UNSATISFIABLE_BODY = b"416 Range Not Satisfiable\n"
+
+# Content-Length and the validators-to-be-recomputed are dropped from a 206: 15.3.7 says its
+# Content-Length "indicates the number of octets in the content of this message", and a digest
+# of the whole representation does not describe the content of a partial response.
+_DROP_FROM_206 = frozenset({"content-length", "content-md5", "content-digest"})
+# A 416 carries no representation: its content and caching fields are the 200's, not its own.
+_DROP_FROM_416 = frozenset({
+    "content-length", "content-md5", "content-digest", "content-type", "content-encoding",
+    "content-language", "content-location", "content-disposition", "cache-control", "expires",
+    "accept-ranges",
+})
+
+
+def _digits(value: str) -> int | None:
+    """Non-negative ASCII decimal (RFC 9110 8.6: Content-Length = 1*DIGIT), else None."""
+    value = value.strip(" \t")
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    return int(value)
+
+
+def read_headers(status: str, headers: Headers) -> ResponseFacts | None:
+    """Scan the inner response once; None when it must pass through untouched.
+
+    RFC 9110 14.2: ranges apply "only if the result in absence of the Range header field would
+    be a 200 (OK) response". Responses already ranged (Content-Range), framed by the app
+    (Transfer-Encoding) or marked ``Accept-Ranges: none`` (14.3) are not touched.
+    """
+    if status[:3] != "200" or status[3:4] not in ("", " "):
+        return None
+    facts = ResponseFacts()
+    lengths = 0
+    for name, value in headers:
+        key = name.lower()
+        if key == "content-length":
+            lengths += 1
+            facts.length = _digits(value)
+            if facts.length is None or lengths > 1:
+                return None
+        elif key == "content-type":
+            facts.content_type = value
+        elif key == "etag":
+            facts.etag = value
+        elif key == "last-modified":
+            facts.last_modified = value
+        elif key == "date":
+            facts.date = value
+        elif key == "accept-ranges":
+            if value.strip(" \t").lower() == "none":
+                return None
+            facts.accept_ranges = True
+        elif key in ("transfer-encoding", "content-range"):
+            return None
+    return facts
+
+
+def _full(facts: ResponseFacts, status: str, headers: Headers, length: int,
+          reason: str) -> Plan:
+    """A 200 with ``Accept-Ranges: bytes`` (14.3) and a Content-Length."""
+    out = list(headers)
+    if facts.length is None:
+        out.append(("Content-Length", str(length)))
+    if not facts.accept_ranges:
+        out.append(("Accept-Ranges", "bytes"))
+    return Plan(Kind.FULL, status, out, reason=reason)
+
+
+def plan(range_value: str | None, if_range: str | None, status: str, headers: Headers,
+         facts: ResponseFacts, length: int, limits: Limits) -> Plan:
+    """Decide the answer for a rangeable 200 of ``length`` bytes.
+
+    ``range_value`` is None for HEAD and for GET without Range (RFC 9110 14.2: only GET is
+    ranged, so the adapter passes None for every other method).
+    """
+    if range_value is None:
+        return _full(facts, status, headers, length, "no range requested")
+    if length == 0:
+        # 14.2: a server "MAY ignore a Range header field when the selected representation has
+        # no content".
+        return _full(facts, status, headers, length, "empty representation")
+    # 13.1.5 / 13.2.2 step 5: If-Range first; when false, "ignore the Range header field".
+    if if_range is not None and not if_range_holds(if_range, facts.etag, facts.last_modified,
+                                                   facts.date):
+        return _full(facts, status, headers, length, "If-Range does not match")
+    try:
+        specs = parse_range(range_value, limits.max_ranges)
+    except TooManyRanges:
+        # 14.2 MAY ignore; 17.15: "Servers ought to ignore, coalesce, or reject egregious range
+        # requests".
+        return _full(facts, status, headers, length, "too many ranges")
+    if specs is None:
+        # 14.2: an unknown unit MUST be ignored; an invalid ranges-specifier MAY be.
+        return _full(facts, status, headers, length, "invalid or non-bytes Range")
+    ranges = resolve(specs, length)
+    if not ranges:
+        return _unsatisfiable(headers, length)
+    kept = [(n, v) for n, v in headers if n.lower() not in _DROP_FROM_206]
+    if not facts.accept_ranges:
+        kept.append(("Accept-Ranges", "bytes"))
+    if len(ranges) == 1:
+        # 15.3.7.1: a single part "MUST generate a Content-Range header field".
+        only = ranges[0]
+        kept.append(("Content-Range", content_range(only, length)))
+        kept.append(("Content-Length", str(only.stop - only.start)))
+        return Plan(Kind.PARTIAL, "206 Partial Content", kept, (only,), reason="one range")
+    framing = Framing(ranges, length, facts.content_type)
+    if framing.content_length > length + limits.max_multipart_excess:
+        # 17.15: a multipart answer much larger than the representation is a denial-of-service
+        # shape (CVE-2011-3192); the plain 200 is smaller.
+        return _full(facts, status, headers, length, "multipart larger than the representation")
+    # 15.3.7.2: multipart/byteranges with the boundary, and "MUST NOT generate a Content-Range
+    # header field in the HTTP header section of a multiple part response".
+    out = [(n, v) for n, v in kept if n.lower() != "content-type"]
+    out.append(("Content-Type", framing.content_type))
+    out.append(("Content-Length", str(framing.content_length)))
+    return Plan(Kind.MULTIPART, "206 Partial Content", out, tuple(ranges), framing,
+                reason=f"{len(ranges)} ranges")
+
+
+def _unsatisfiable(headers: Headers, length: int) -> Plan:
+    """416 with ``Content-Range: bytes */length`` (14.4, 15.5.17)."""
+    out = [(n, v) for n, v in headers if n.lower() not in _DROP_FROM_416]
+    out += [
+        ("Content-Range", f"bytes */{length}"),
+        ("Accept-Ranges", "bytes"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(_UNSATISFIABLE_BODY))),
+    ]
+    return Plan(Kind.UNSATISFIABLE, "416 Range Not Satisfiable", out,
+                reason="no satisfiable range")
+
+
+def unsatisfiable_body() -> list[bytes]:
+    """The short body of a 416."""
+    return [_UNSATISFIABLE_BODY]

@@ -1,0 +1,128 @@
+"""The ``Range`` request header: parsing (RFC 9110 14.1.1) and resolution (14.1.2).
+
+Sans-IO: strings in, integers out. Every malformed input gives ``None`` ("ignore the header"),
+never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+__all__ = ["ByteRange", "RangeSpec", "TooManyRanges", "parse_range", "resolve"]
+
+# RFC 9110 14.1.1: int-range = first-pos "-" [ last-pos ]; suffix-range = "-" suffix-length;
+# both positions are 1*DIGIT. [0-9] is ASCII-only, unlike str.isdigit() ("²" is a digit there).
+_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+_OWS = " \t"
+
+# A position with more digits than this exceeds any representation length that can exist; it is
+# clamped instead of converted (RFC 9110 14.1.2: "recipients MUST anticipate potentially large
+# decimal numerals and prevent parsing errors due to integer conversion overflows").
+_MAX_DIGITS = 19
+_HUGE = int("1" + "0" * _MAX_DIGITS)
+
+
+class RangeSpec(NamedTuple):
+    """One range-spec: ``first`` is None for a suffix-range; ``last`` None when open-ended."""
+
+    first: int | None
+    last: int | None
+
+
+class ByteRange(NamedTuple):
+    """A satisfiable range as a half-open interval ``[start, stop)``, with its request order."""
+
+    start: int
+    stop: int
+    order: int
+
+
+def _number(digits: str) -> int:
+    """Convert ASCII digits without ``int()``'s 4300-digit limit: huge values clamp."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DIGITS:
+        return _HUGE
+    return int(significant) if significant else 0
+
+
+def _less(a: str, b: str) -> bool:
+    """Exact numeric ``a < b`` for ASCII digit strings of any length."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
+
+
+class TooManyRanges(Exception):
+    """More range-specs than the configured limit (RFC 9110 17.15)."""
+
+
+def parse_range(value: str, max_ranges: int) -> list[RangeSpec] | None:
+    """Parse a ``Range`` value; None if the unit is not ``bytes`` or the header is invalid.
+
+    Raises TooManyRanges as soon as more than ``max_ranges`` specs are seen, without parsing the
+    rest, so a huge header costs little (RFC 9110 17.15).
+    """
+    unit, sep, range_set = value.partition("=")
+    # RFC 9110 14.1: "All range unit names are case-insensitive". An unknown unit MUST be
+    # ignored (14.2), as must an invalid ranges-specifier (14.2 MAY).
+    if not sep or unit.lower() != "bytes":
+        return None
+    specs: list[RangeSpec] = []
+    # RFC 9110 5.6.1.2: list elements are separated by OWS "," OWS, and "A recipient MUST parse
+    # and ignore a reasonable number of empty list elements".
+    for element in range_set.split(","):
+        element = element.strip(_OWS)
+        if not element:
+            continue
+        match = _SPEC.fullmatch(element)
+        if match is None:
+            return None
+        first, last = match.groups()
+        if first:
+            # 14.1.1: "An int-range is invalid if the last-pos value is present and less than
+            # the first-pos", and a ranges-specifier with an invalid range-spec is invalid.
+            if last and _less(last, first):
+                return None
+            specs.append(RangeSpec(_number(first), _number(last) if last else None))
+        elif last:
+            specs.append(RangeSpec(None, _number(last)))
+        else:
+            return None  # "-" alone
+        if len(specs) > max_ranges:
+            raise TooManyRanges(len(specs))
+    # 14.1.1: range-set = 1#range-spec: at least one element.
+    return specs or None
+
+
+def resolve(specs: list[RangeSpec], length: int) -> list[ByteRange]:
+    """Satisfiable ranges of ``specs`` for a representation of ``length`` bytes, coalesced.
+
+    RFC 9110 14.1.2: an int-range is satisfiable if first-pos < length, a suffix-range if its
+    suffix-length is non-zero; last-pos >= length and suffixes longer than the representation
+    are clamped. Overlapping and adjacent ranges merge (15.3.7.2 MAY coalesce); each merged
+    range keeps the request position of its earliest member, and the result is in request
+    order (15.3.7.2 SHOULD send the parts in the order requested).
+    """
+    ranges: list[ByteRange] = []
+    for order, (first, last) in enumerate(specs):
+        if first is None:
+            assert last is not None
+            if last == 0:
+                continue  # "-0" is unsatisfiable
+            ranges.append(ByteRange(max(length - last, 0), length, order))
+        elif first < length:
+            stop = length if last is None or last >= length else last + 1
+            ranges.append(ByteRange(first, stop, order))
+    if len(ranges) < 2:
+        return ranges
+    ranges.sort()
+    merged = [ranges[0]]
+    for current in ranges[1:]:
+        previous = merged[-1]
+        if current.start <= previous.stop:
+            merged[-1] = ByteRange(previous.start, max(previous.stop, current.stop),
+                                   min(previous.order, current.order))
+        else:
+            merged.append(current)
+    merged.sort(key=lambda r: r.order)
+    return merged
