@@ -1,0 +1,5 @@
+"""``python -m rangewsgi [DIR | module:app] [--host H] [--port P]``."""
+
+from .demo import main
+
+main()
