@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import html
 import importlib
+import logging
 import mimetypes
 import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -36,6 +38,7 @@ for _type, _ext in (("video/webm", ".webm"), ("audio/webm", ".weba"), ("audio/og
 _VIDEO = {".mp4", ".webm", ".ogv", ".m4v", ".mov"}
 _AUDIO = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".weba", ".aac"}
 _BLOCK = 64 * 1024
+_LOG_LOCK = threading.Lock()
 
 
 def _page(title: str, body: str) -> bytes:
@@ -135,9 +138,11 @@ def _logged(app: WSGIApplication) -> WSGIApplication:
     def logging_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         def logging_start(status: str, headers: list[tuple[str, str]],
                           exc_info: Any = None) -> Any:
-            print(f'{environ["REQUEST_METHOD"]} {environ.get("PATH_INFO", "")} '
-                  f'Range={environ.get("HTTP_RANGE", "-")} -> {status.split(" ")[0]}',
-                  file=sys.stderr, flush=True)
+            line = (f'{environ["REQUEST_METHOD"]} {environ.get("PATH_INFO", "")} '
+                    f'Range={environ.get("HTTP_RANGE", "-")} -> {status.split(" ")[0]}\n')
+            with _LOG_LOCK:  # one whole line per request, even from concurrent threads
+                sys.stderr.write(line)
+                sys.stderr.flush()
             return start_response(status, headers, exc_info)
 
         return app(environ, logging_start)
@@ -189,4 +194,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         parser.error(f"{args.target!r} is neither a directory nor module:app")
     app = inner if args.no_ranges else RangeMiddleware(inner, max_ranges=args.max_ranges)
+    # The request log below replaces werkzeug's own access log (it also shows Range).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     serve(app if args.quiet else _logged(app), args.host, args.port)

@@ -125,7 +125,7 @@ class _Exchange:
         self.status = status
         self.headers = headers
         if failed:
-            self.plan = Plan(Kind.PASS, status, headers, reason="error response")
+            self._commit(Plan(Kind.PASS, status, headers, reason="error response"))
         # Without a Range header the answer is known from the headers alone whenever a
         # Content-Length is present: commit at once and leave the body untouched.
         elif self.range_value is None:

@@ -107,8 +107,10 @@ def resolve(specs: list[RangeSpec], length: int) -> list[ByteRange]:
     for order, (first, last) in enumerate(specs):
         if first is None:
             assert last is not None
-            if last == 0:
-                continue  # "-0" is unsatisfiable
+            if last == 0 or length == 0:
+                # "-0" is unsatisfiable. A suffix of an empty representation is satisfiable
+                # (14.1.2) but selects nothing; the caller answers 200 for empty bodies (14.2).
+                continue
             ranges.append(ByteRange(max(length - last, 0), length, order))
         elif first < length:
             stop = length if last is None or last >= length else last + 1

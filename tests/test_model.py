@@ -1,0 +1,208 @@
+"""Property test: every answer equals a slicing model of RFC 9110, byte for byte.
+
+The model below is written independently of the package (plain string handling, Python
+slicing) over random sizes, random well-formed and garbage Range / If-Range headers, response
+header sets, statuses, methods and every body kind.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from inprocess import BODY_KINDS, Result, Tracker, call, make_app
+from support import parse_multipart
+
+from rangewsgi import RangeMiddleware
+
+LM = "Sat, 21 Nov 2026 10:00:00 GMT"
+DATE = "Sat, 21 Nov 2026 11:00:00 GMT"
+SEEKABLE = {"file_wrapper", "file_wrapper_cl", "raw_file", "bytesio"}
+DIGITS = set("0123456789")
+
+
+def model_specs(value: str) -> list[tuple[int | None, int | None]] | None:
+    """RFC 9110 14.1.1 with 5.6.1.2 list rules; None means "ignore the header"."""
+    if "=" not in value:
+        return None
+    unit, rest = value.split("=", 1)
+    if unit.lower() != "bytes":
+        return None
+    specs: list[tuple[int | None, int | None]] = []
+    for element in rest.split(","):
+        element = element.strip(" \t")
+        if not element:
+            continue
+        if element.count("-") != 1:
+            return None
+        first, last = element.split("-")
+        if not set(first) <= DIGITS or not set(last) <= DIGITS or not (first or last):
+            return None
+        if first and last and int(last) < int(first):
+            return None
+        specs.append((int(first) if first else None, int(last) if last else None))
+    return specs or None
+
+
+def model_ranges(specs: list[tuple[int | None, int | None]], n: int) -> list[list[int]]:
+    """Satisfiable ranges [start, stop, order], merged when overlapping or adjacent."""
+    chosen = []
+    for order, (first, last) in enumerate(specs):
+        if first is None:
+            if last:
+                chosen.append([max(0, n - last), n, order])
+        elif first < n:
+            chosen.append([first, n if last is None else min(last + 1, n), order])
+    merged: list[list[int]] = []
+    for r in sorted(chosen):
+        if merged and r[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], r[1])
+            merged[-1][2] = min(merged[-1][2], r[2])
+        else:
+            merged.append(list(r))
+    return sorted(merged, key=lambda r: r[2])
+
+
+def model_if_range(value: str, etag: str | None) -> bool:
+    value = value.strip(" \t")
+    if value.startswith('"'):
+        return etag is not None and value == etag and not etag.startswith("W/")
+    return value == LM  # the only Last-Modified used here is LM, with Date an hour later
+
+
+def multipart_size(ranges: list[list[int]], n: int, content_type: str) -> int:
+    head = len("--") + 32 + 2 + len(f"Content-Type: {content_type}\r\n") + 4
+    size = len(f"\r\n--{'x' * 32}--\r\n") + 2 * (len(ranges) - 1)
+    for start, stop, _ in ranges:
+        size += head + len(f"Content-Range: bytes {start}-{stop - 1}/{n}") + stop - start
+    return size
+
+
+def expected(method: str, rng: str | None, if_range: str | None, etag: str | None,
+             n: int, max_ranges: int) -> tuple[str, list[list[int]]]:
+    if method != "GET" or rng is None or n == 0:
+        return "full", []
+    if if_range is not None and not model_if_range(if_range, etag):
+        return "full", []
+    specs = model_specs(rng)
+    if specs is None or len(specs) > max_ranges:
+        return "full", []
+    ranges = model_ranges(specs, n)
+    if not ranges:
+        return "416", []
+    if len(ranges) == 1:
+        return "206", ranges
+    if multipart_size(ranges, n, "application/x-test") > n + 4096:
+        return "full", []
+    return "multi", ranges
+
+
+well_formed_spec = st.one_of(
+    st.tuples(st.integers(0, 400), st.none() | st.integers(0, 400)).map(
+        lambda t: f"{t[0]}-{'' if t[1] is None else t[1]}"),
+    st.integers(0, 400).map(lambda n: f"-{n}"),
+    st.just(""),
+)
+well_formed = st.builds(
+    lambda unit, ows, specs, sep: f"{unit}={ows}{sep.join(specs)}",
+    st.sampled_from(["bytes", "Bytes", "BYTES", "items"]),
+    st.sampled_from(["", " ", "\t"]),
+    st.lists(well_formed_spec, min_size=0, max_size=8),
+    st.sampled_from([",", ", ", " , ", ",,", ",\t"]),
+)
+latin1 = st.text(st.characters(max_codepoint=255), max_size=40)
+range_header = st.one_of(st.none(), well_formed, latin1, latin1.map(lambda s: "bytes=" + s),
+                         st.integers(0, 5000).map(lambda n: f"bytes=0-{'9' * n}"))
+if_range_header = st.one_of(st.none(), st.sampled_from(
+    ['"v1"', '"v2"', 'W/"v1"', LM, "Sat, 21 Nov 2026 10:00:01 GMT", "garbage", ""]), latin1)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=600), kind=st.sampled_from(BODY_KINDS),
+       chunk_sizes=st.lists(st.integers(1, 90), min_size=1, max_size=4),
+       rng=range_header, if_range=if_range_header,
+       etag=st.sampled_from([None, '"v1"', 'W/"v1"']), method=st.sampled_from(["GET", "HEAD"]),
+       max_ranges=st.sampled_from([2, 5, 100]))
+def test_every_answer_matches_the_model(data: bytes, kind: str, chunk_sizes: list[int],
+                                        rng: str | None, if_range: str | None,
+                                        etag: str | None, method: str, max_ranges: int) -> None:
+    headers = [("Content-Type", "application/x-test"), ("Last-Modified", LM), ("Date", DATE)]
+    if etag is not None:
+        headers.append(("ETag", etag))
+    tracker = Tracker()
+    app = RangeMiddleware(make_app(kind, data, headers=headers, chunk_sizes=chunk_sizes,
+                                   tracker=tracker), max_ranges=max_ranges)
+    request: dict[str, str] = {}
+    if rng is not None:
+        request["Range"] = rng
+    if if_range is not None:
+        request["If-Range"] = if_range
+    old_limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        shape, ranges = expected(method, rng, if_range, etag, len(data), max_ranges)
+    finally:
+        sys.set_int_max_str_digits(old_limit)
+    result = call(app, method, request)
+    check(result, shape, ranges, data, kind, method)
+    # PEP 3333: the inner body is closed exactly once, whatever the answer.
+    assert tracker.closes == 1
+    assert all(f.closed for f in tracker.files)
+
+
+def check(result: Result, shape: str, ranges: list[list[int]], data: bytes, kind: str,
+          method: str) -> None:
+    n = len(data)
+    if shape == "full":
+        assert result.code == 200
+        assert result.header("Accept-Ranges") == "bytes"
+        assert result.header("Content-Length") == str(n)
+        assert result.body == data  # (the test app answers HEAD with a body too)
+        assert result.header("Content-Range") is None
+        return
+    if shape == "416":
+        assert result.status == "416 Range Not Satisfiable"
+        assert result.header("Content-Range") == f"bytes */{n}"
+        assert result.header("Content-Length") == str(len(result.body))
+        return
+    assert result.status == "206 Partial Content"
+    assert result.header("Content-Length") == str(len(result.body))
+    if shape == "206":
+        start, stop, _ = ranges[0]
+        assert result.header("Content-Range") == f"bytes {start}-{stop - 1}/{n}"
+        assert result.header("Content-Type") == "application/x-test"
+        assert result.body == data[start:stop]
+        return
+    assert result.header("Content-Range") is None
+    content_type = result.header("Content-Type")
+    assert content_type is not None and content_type.startswith("multipart/byteranges; ")
+    order = ranges if kind in SEEKABLE else sorted(ranges)
+    parts = parse_multipart(result.body, content_type)
+    assert [(p[0]["content-range"], p[0]["content-type"], p[1]) for p in parts] == [
+        (f"bytes {a}-{b - 1}/{n}", "application/x-test", data[a:b]) for a, b, _ in order]
+
+
+@settings(deadline=None)
+@given(data=st.binary(max_size=300), kind=st.sampled_from(BODY_KINDS),
+       status=st.sampled_from(["404 Not Found", "206 Partial Content", "201 Created",
+                               "200 OK"]),
+       extra=st.sampled_from([[], [("Accept-Ranges", "none")],
+                              [("Content-Range", "bytes 0-0/1")]]),
+       rng=range_header)
+def test_what_is_not_ours_passes_through_byte_for_byte(data: bytes, kind: str, status: str,
+                                                       extra: list[tuple[str, str]],
+                                                       rng: str | None) -> None:
+    if status.startswith("200") and not extra:
+        return  # rangeable: covered above
+    headers = [("Content-Type", "text/plain"), *extra]
+
+    def inner() -> Any:
+        return make_app(kind, data, status=status, headers=headers)
+
+    request = {"Range": rng} if rng is not None else {}
+    bare = call(inner(), "GET", request)
+    wrapped = call(RangeMiddleware(inner()), "GET", request)
+    assert (wrapped.status, wrapped.headers, wrapped.body) == (bare.status, bare.headers,
+                                                               bare.body)
