@@ -1,0 +1,278 @@
+"""A real headless Chromium plays, seeks and finishes media served by the demo app.
+
+The demo's file app answers plain 200s; ``python -m rangewsgi`` wraps it in RangeMiddleware
+and ``--no-ranges`` does not. Chromium asks for ``Range: bytes=0-`` (RFC 9110 section 14.2)
+and only treats the media as seekable when it gets a 206 (section 15.3.7) back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from media import (
+    MP4_CODECS,
+    make_long_wav,
+    make_mp4_moov_at_end,
+    make_webm_audio,
+    make_webm_video,
+    need_module,
+    need_tool,
+    requests_for,
+    start_demo,
+    wav_offset,
+)
+from support import ROOT, Server
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,900",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+]
+SCREENSHOT = ROOT / "docs" / "screenshot-demo.png"
+SCRIPT_TIMEOUT = 30
+BLANK = "/blank-page"  # any same-origin URL that is not the index page with its players
+
+SHORT_MEDIA = ["audio.weba", "video.webm", "h264.mp4", "vp9.mp4"]  # .weba: WebM audio
+LONG_WAV = "long.wav"
+SCREENSHOT_VIDEO = "video.webm"
+
+# Load ``src`` into a fresh media element, seek to ``target`` (a fraction of the duration),
+# optionally play to the end, and report what the element saw. Bounded by ``limit_ms``.
+PLAY_JS = """
+const [src, fraction, playToEnd, limitMs, done] = arguments;
+const tag = /[.](wav|weba)$/.test(src) ? 'audio' : 'video';
+const el = document.createElement(tag);
+el.muted = true;
+el.preload = 'metadata';
+const out = {events: []};
+const ranges = (r) => Array.from({length: r.length}, (_, i) => [r.start(i), r.end(i)]);
+const finish = (why) => {
+  out.why = why; out.currentTime = el.currentTime; out.seekableAtEnd = ranges(el.seekable);
+  out.error = el.error ? el.error.code : null;
+  el.pause(); el.removeAttribute('src'); el.load(); el.remove();
+  done(out);
+};
+const timer = setTimeout(() => finish('timeout'), limitMs);
+el.onerror = () => { clearTimeout(timer); finish('error'); };
+el.onloadedmetadata = () => {
+  out.duration = el.duration;
+  out.seekable = ranges(el.seekable);
+  out.target = el.duration * fraction;
+  el.onseeked = () => {
+    out.seekedAt = el.currentTime;
+    if (!playToEnd) { clearTimeout(timer); finish('seeked'); return; }
+    el.onended = () => { out.ended = true; clearTimeout(timer); finish('ended'); };
+    el.play().catch((e) => out.events.push('play: ' + e));
+  };
+  el.currentTime = out.target;
+};
+el.src = src;
+document.body.appendChild(el);
+"""
+
+# Fetch a byte range with the browser's own network stack and hash it (SHA-256).
+FETCH_JS = """
+const [src, range, done] = arguments;
+fetch(src, {headers: {Range: range}, cache: 'no-store'})
+  .then(async (r) => {
+    const body = await r.arrayBuffer();
+    const digest = await crypto.subtle.digest('SHA-256', body);
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0'));
+    done({status: r.status, contentRange: r.headers.get('Content-Range'),
+          length: body.byteLength, sha256: hex.join('')});
+  })
+  .catch((e) => done({error: String(e)}));
+"""
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    make_webm_audio(root / "audio.weba")
+    make_webm_video(root / "video.webm")
+    make_mp4_moov_at_end(root / "h264.mp4", "h264")
+    make_mp4_moov_at_end(root / "vp9.mp4", "vp9")
+    make_long_wav(root / LONG_WAV)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ranged(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_demo(media_dir, tmp_path_factory.mktemp("log") / "ranged.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_demo(media_dir, tmp_path_factory.mktemp("log") / "plain.log", ranges=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    chromium = need_tool("chromium")
+    chromedriver = need_tool("chromedriver")
+    webdriver = need_module("selenium.webdriver")
+    service = need_module("selenium.webdriver.chrome.service")
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(dir=tmp_path_factory.mktemp("chromium"))
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(options=options, service=service.Service(chromedriver))
+    driver.set_script_timeout(SCRIPT_TIMEOUT + 5)
+    driver.set_page_load_timeout(SCRIPT_TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def play(driver: Any, server: Server, name: str, fraction: float, to_end: bool) -> dict[str, Any]:
+    """Run PLAY_JS for ``name`` on a page of ``server`` (same origin, no players of its own)."""
+    driver.get(server.url + BLANK)
+    result: dict[str, Any] = driver.execute_async_script(
+        PLAY_JS, "/" + name, fraction, to_end, SCRIPT_TIMEOUT * 1000 - 5000)
+    return result
+
+
+def can_play(driver: Any, server: Server, name: str) -> bool:
+    if not name.endswith(".mp4"):
+        return True
+    driver.get(server.url + BLANK)
+    mime = MP4_CODECS[name.removesuffix(".mp4")][2]
+    answer: str = driver.execute_script(
+        "return document.createElement('video').canPlayType(arguments[0]);", mime)
+    return answer == "probably"
+
+
+@pytest.mark.parametrize("name", SHORT_MEDIA)
+def test_seek_near_end_and_finish_with_ranges(browser: Any, ranged: Server, name: str) -> None:
+    if not can_play(browser, ranged, name):
+        pytest.skip(f"this Chromium build does not play {name}")
+    result = play(browser, ranged, name, 0.8, to_end=True)
+    assert result["why"] == "ended", result
+    duration = result["duration"]
+    assert duration > 2
+    # The whole duration is seekable: one range from 0 to the end.
+    [[start, end]] = result["seekable"]
+    assert start == 0 and end == pytest.approx(duration, abs=0.1), result
+    assert result["seekedAt"] == pytest.approx(result["target"], abs=0.5), result
+    assert result["currentTime"] == pytest.approx(duration, abs=0.1), result
+    first = requests_for(ranged, "/" + name)[0]
+    assert (first.range, first.status) == ("bytes=0-", 206), first
+
+
+@pytest.mark.parametrize("name", [*SHORT_MEDIA, LONG_WAV])
+def test_seek_fails_without_ranges(browser: Any, plain: Server, name: str) -> None:
+    if not can_play(browser, plain, name):
+        pytest.skip(f"this Chromium build does not play {name}")
+    result = play(browser, plain, name, 0.8, to_end=False)
+    assert result["why"] == "seeked", result
+    assert result["target"] > 2
+    # A 200 answer to "bytes=0-" leaves nothing seekable (Chromium reports [[0, 0]]) and the
+    # seek snaps back to 0.
+    assert all(end < result["target"] for _, end in result["seekable"]), result
+    assert result["seekedAt"] < 0.5, result
+    first = requests_for(plain, "/" + name)[0]
+    assert (first.range, first.status) == ("bytes=0-", 200), first
+
+
+def test_long_wav_seek_sends_mid_file_range(browser: Any, ranged: Server,
+                                            media_dir: Path) -> None:
+    before = len(requests_for(ranged, "/" + LONG_WAV))
+    result = play(browser, ranged, LONG_WAV, 0.5, to_end=False)
+    assert result["why"] == "seeked", result
+    assert result["duration"] == pytest.approx(20 * 60, abs=1)
+    assert result["seekedAt"] == pytest.approx(600, abs=1), result
+    [[start, end]] = result["seekable"]
+    assert (start, end) == (0, pytest.approx(1200, abs=1))
+    logged = requests_for(ranged, "/" + LONG_WAV)[before:]
+    assert (logged[0].range, logged[0].status) == ("bytes=0-", 206), logged
+    # The seek target lies past what the first request preloaded: Chromium opens a new
+    # "bytes=N-" range close below the target's byte offset and gets a 206 for it.
+    target = wav_offset(600)
+    mid = [r for r in logged if r.first_pos and r.first_pos > 0 and r.status == 206]
+    assert mid, logged
+    assert any(target - (1 << 20) <= r.first_pos <= target for r in mid if r.first_pos), logged
+
+    # The browser's own fetch of that region gets the source bytes.
+    data = (media_dir / LONG_WAV).read_bytes()
+    range_end = target + 65535
+    fetched = browser.execute_async_script(FETCH_JS, "/" + LONG_WAV, f"bytes={target}-{range_end}")
+    assert fetched == {
+        "status": 206, "contentRange": f"bytes {target}-{range_end}/{len(data)}",
+        "length": 65536, "sha256": hashlib.sha256(data[target:range_end + 1]).hexdigest()}
+
+
+# On the demo index page: seek the audio player to the middle and leave it paused, seek the
+# video player to the middle and play it until it is half a second past the middle.
+SHOWCASE_JS = """
+const [videoName, audioName, done] = arguments;
+const v = document.querySelector(`video[src$="${videoName}"]`);
+const a = document.querySelector(`audio[src$="${audioName}"]`);
+if (!v || !a) { done({error: 'players missing from the index page'}); return; }
+v.muted = true;
+const timer = setTimeout(() => done({error: 'timeout', t: v.currentTime}), 20000);
+const report = () => ({t: v.currentTime, duration: v.duration, paused: v.paused,
+                       seekable: v.seekable.length ? v.seekable.end(0) : 0,
+                       audioAt: a.currentTime, audioDuration: a.duration});
+const ready = (el) => new Promise((resolve) => el.readyState >= 1
+  ? resolve() : el.addEventListener('loadedmetadata', resolve, {once: true}));
+const seek = (el, t) => new Promise((resolve) => {
+  el.addEventListener('seeked', resolve, {once: true}); el.currentTime = t; });
+(async () => {
+  await ready(a); await seek(a, a.duration / 2);
+  await ready(v); await seek(v, v.duration / 2);
+  await v.play();
+  const wait = () => v.currentTime > v.duration / 2 + 0.5
+    ? (clearTimeout(timer), done(report())) : setTimeout(wait, 50);
+  wait();
+})().catch((e) => done({error: String(e)}));
+"""
+
+
+def test_screenshot_of_demo_page_mid_play(browser: Any, media_dir: Path,
+                                          tmp_path: Path) -> None:
+    """The README's picture: the demo index page, its video seeked to the middle and playing."""
+    showcase = tmp_path / "showcase"
+    showcase.mkdir()
+    for name in (SCREENSHOT_VIDEO, LONG_WAV):
+        os.link(media_dir / name, showcase / name)
+    server = start_demo(showcase, tmp_path / "showcase.log")
+    try:
+        browser.get(server.url + "/")
+        state = browser.execute_async_script(SHOWCASE_JS, SCREENSHOT_VIDEO, LONG_WAV)
+        assert "error" not in state, state
+        assert not state["paused"], state
+        assert state["t"] > state["duration"] / 2, state
+        assert state["seekable"] == pytest.approx(state["duration"], abs=0.1), state
+        assert state["audioAt"] == pytest.approx(state["audioDuration"] / 2, abs=1), state
+        # Hovering keeps the player's controls (time and seek bar) on screen.
+        chains = need_module("selenium.webdriver.common.action_chains")
+        video = browser.find_element("css selector", f'video[src$="{SCREENSHOT_VIDEO}"]')
+        chains.ActionChains(browser).move_to_element(video).perform()
+        png = browser.get_screenshot_as_png()
+        logged = requests_for(server, "/" + LONG_WAV)
+    finally:
+        server.stop()
+    assert any(r.first_pos and r.status == 206 for r in logged), logged
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    (tmp_path / "screenshot-demo.png").write_bytes(png)
+    # Written into docs/ only on request or when missing, so test runs leave the tree clean.
+    if os.environ.get("RANGEWSGI_SCREENSHOT") == "1" or not SCREENSHOT.exists():
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.write_bytes(png)
