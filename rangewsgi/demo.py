@@ -11,10 +11,13 @@ import argparse
 import html
 import importlib
 import logging
+import math
 import mimetypes
 import os
 import sys
+import tempfile
 import threading
+import wave
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -150,6 +153,25 @@ def _logged(app: WSGIApplication) -> WSGIApplication:
     return logging_app
 
 
+def write_sample(directory: Path, minutes: int = 10) -> Path:
+    """Write a WAV tone sweep long enough that seeking sends mid-file Range requests."""
+    rate = 8000
+    path = directory / "sweep.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        second = bytearray()
+        for minute in range(minutes):
+            pitch = 220 * 2 ** (minute / 4)
+            second.clear()
+            for i in range(rate):
+                value = int(9000 * math.sin(2 * math.pi * pitch * i / rate))
+                second += value.to_bytes(2, "little", signed=True)
+            out.writeframes(bytes(second) * 60)
+    return path
+
+
 def _import_app(spec: str) -> WSGIApplication:
     module_name, _, attr = spec.partition(":")
     obj: Any = importlib.import_module(module_name)
@@ -185,7 +207,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-ranges", action="store_true",
                         help="serve without the middleware, to see what clients do without it")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.add_argument("--sample", action="store_true",
+                        help="serve a generated 10-minute WAV tone sweep (no target needed)")
     args = parser.parse_args(argv)
+    if args.sample:
+        args.target = tempfile.mkdtemp(prefix="rangewsgi-sample-")
+        write_sample(Path(args.target))
     if ":" in args.target and not Path(args.target).is_dir():
         sys.path.insert(0, os.getcwd())
         inner = _import_app(args.target)
