@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from .bodies import ClosingBody, RangeSlicer, read_file_ranges, slice_chunks
 from .files import BoundedFile, FileWrapper, FoundFile, find_file, remaining_size
-from .plan import Headers, Kind, Limits, Plan, plan, read_headers, unsatisfiable_body
+from .plan import (
+    Headers,
+    Kind,
+    Limits,
+    Plan,
+    ResponseFacts,
+    plan,
+    read_headers,
+    unsatisfiable_body,
+)
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -130,8 +139,10 @@ class _Exchange:
         # Content-Length is present: commit at once and leave the body untouched.
         elif self.range_value is None:
             facts = read_headers(status, headers)
-            if facts is None or facts.length is not None:
-                self._commit(self._decide(None))
+            if facts is None:
+                self._commit(Plan(Kind.PASS, status, headers, reason="not a rangeable 200"))
+            elif facts.length is not None:
+                self._commit(self._decide(None, facts))
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -148,8 +159,9 @@ class _Exchange:
 
     # -- deciding --
 
-    def _decide(self, body: object) -> Plan:
-        facts = read_headers(self.status, self.headers)
+    def _decide(self, body: object, facts: ResponseFacts | None = None) -> Plan:
+        if facts is None:
+            facts = read_headers(self.status, self.headers)
         if facts is None:
             return Plan(Kind.PASS, self.status, self.headers, reason="not a rangeable 200")
         length = facts.length

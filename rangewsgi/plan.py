@@ -49,7 +49,7 @@ class ResponseFacts:
     content_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """The decision, with the status line and headers to send."""
 
