@@ -7,6 +7,7 @@ keep-alive framing errors (a body longer or shorter than its Content-Length) are
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,17 +71,13 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
                  timeout: float = 10.0) -> None:
     """Signal the process group of ``proc``; SIGKILL it if it has not gone in ``timeout``."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout)
     if proc.stdout is not None:
         proc.stdout.close()
@@ -218,7 +215,7 @@ class RawClient:
         self.sock.settimeout(wait)
         try:
             extra = self.sock.recv(1 << 16)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             extra = b""
         finally:
             self.sock.settimeout(30.0)

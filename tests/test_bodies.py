@@ -61,7 +61,7 @@ def slice_all(chunks: list[bytes], ranges: list[ByteRange], framing: Framing | N
 def test_slicing_any_chunking_gives_the_same_bytes(seed: int) -> None:
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(DATA)), rng.randint(0, 60)))
-    chunks = [DATA[a:b] for a, b in zip([0, *cuts], [*cuts, len(DATA)])]
+    chunks = [DATA[a:b] for a, b in zip([0, *cuts], [*cuts, len(DATA)], strict=True)]
     for _ in range(rng.randint(0, 5)):
         chunks.insert(rng.randint(0, len(chunks)), b"")  # empty chunks are tolerated
     points = sorted(rng.sample(range(len(DATA) + 1), 2 * rng.randint(1, 4)))

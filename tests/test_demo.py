@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support import RawClient, Server, free_port, start_server
 
 DATA = bytes(range(256)) * 1000

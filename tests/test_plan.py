@@ -17,7 +17,7 @@ BASE: Headers = [("Content-Type", "video/mp4"), ("ETag", '"v1"'),
 
 def decide(range_value: str | None, length: int = 1000, headers: Headers | None = None,
            if_range: str | None = None, limits: Limits = LIMITS) -> Plan:
-    hdrs = list(BASE if headers is None else headers) + [("Content-Length", str(length))]
+    hdrs = [*(BASE if headers is None else headers), ("Content-Length", str(length))]
     facts = read_headers("200 OK", hdrs)
     assert facts is not None
     return plan(range_value, if_range, "200 OK", hdrs, facts, length, limits)
