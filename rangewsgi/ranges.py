@@ -67,6 +67,10 @@ def parse_range(value: str, max_ranges: int) -> list[RangeSpec] | None:
     # ignored (14.2), as must an invalid ranges-specifier (14.2 MAY).
     if not sep or unit.lower() != "bytes":
         return None
+    # 5.6.1.2 asks recipients to accept "a reasonable number of empty list elements": beyond a
+    # few per allowed range the header is abuse, refused before anything is allocated.
+    if range_set.count(",") > 4 * max_ranges + 16:
+        raise TooManyRanges(range_set.count(","))
     specs: list[RangeSpec] = []
     # RFC 9110 5.6.1.2: list elements are separated by OWS "," OWS, and "A recipient MUST parse
     # and ignore a reasonable number of empty list elements".

@@ -113,3 +113,10 @@ def test_ninety_nine_full_ranges_coalesce_to_one() -> None:
     specs = parse("bytes=" + ",".join(["0-"] * 99))
     assert specs is not None
     assert resolve(specs, 1000) == [ByteRange(0, 1000, 0)]
+
+
+def test_a_flood_of_empty_elements_is_refused_without_splitting() -> None:
+    # 5.6.1.2: only "a reasonable number of empty list elements" must be accepted.
+    with pytest.raises(TooManyRanges):
+        parse("bytes=0-1" + "," * 100_000, max_ranges=10)
+    assert parse("bytes=" + ", ,".join(["0-1"] * 10), max_ranges=10) is not None
