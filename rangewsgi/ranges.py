@@ -13,8 +13,11 @@ __all__ = ["ByteRange", "RangeSpec", "TooManyRanges", "parse_range", "resolve"]
 
 # RFC 9110 14.1.1: int-range = first-pos "-" [ last-pos ]; suffix-range = "-" suffix-length;
 # both positions are 1*DIGIT. [0-9] is ASCII-only, unlike str.isdigit() ("²" is a digit there).
+# 5.6.1.2: range-set = 1#range-spec, elements separated by OWS "," OWS, empty ones allowed;
+# 14.1.2's example "bytes= 0-999, 4500-5499, -1000" has OWS after "=".
+_ELEMENT = r"(?:[0-9]+-[0-9]*|-[0-9]+)[ \t]*"
+_RANGE_SET = re.compile(rf"[ \t]*(?:{_ELEMENT})?(?:,[ \t]*(?:{_ELEMENT})?)*")
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
-_OWS = " \t"
 
 # A position with more digits than this exceeds any representation length that can exist; it is
 # clamped instead of converted (RFC 9110 14.1.2: "recipients MUST anticipate potentially large
@@ -40,6 +43,8 @@ class ByteRange(NamedTuple):
 
 def _number(digits: str) -> int:
     """Convert ASCII digits without ``int()``'s 4300-digit limit: huge values clamp."""
+    if len(digits) <= _MAX_DIGITS:
+        return int(digits)
     significant = digits.lstrip("0")
     if len(significant) > _MAX_DIGITS:
         return _HUGE
@@ -59,8 +64,7 @@ class TooManyRanges(Exception):
 def parse_range(value: str, max_ranges: int) -> list[RangeSpec] | None:
     """Parse a ``Range`` value; None if the unit is not ``bytes`` or the header is invalid.
 
-    Raises TooManyRanges as soon as more than ``max_ranges`` specs are seen, without parsing the
-    rest, so a huge header costs little (RFC 9110 17.15).
+    Raises TooManyRanges when there are more than ``max_ranges`` specs (RFC 9110 17.15).
     """
     unit, sep, range_set = value.partition("=")
     # RFC 9110 14.1: "All range unit names are case-insensitive". An unknown unit MUST be
@@ -71,31 +75,28 @@ def parse_range(value: str, max_ranges: int) -> list[RangeSpec] | None:
     # few per allowed range the header is abuse, refused before anything is allocated.
     if range_set.count(",") > 4 * max_ranges + 16:
         raise TooManyRanges(range_set.count(","))
-    specs: list[RangeSpec] = []
-    # RFC 9110 5.6.1.2: list elements are separated by OWS "," OWS, and "A recipient MUST parse
-    # and ignore a reasonable number of empty list elements".
-    for element in range_set.split(","):
-        element = element.strip(_OWS)
-        if not element:
-            continue
-        match = _SPEC.fullmatch(element)
-        if match is None:
-            return None
-        first, last = match.groups()
-        if first:
-            # 14.1.1: "An int-range is invalid if the last-pos value is present and less than
-            # the first-pos", and a ranges-specifier with an invalid range-spec is invalid.
-            if last and _less(last, first):
-                return None
-            specs.append(RangeSpec(_number(first), _number(last) if last else None))
-        elif last:
-            specs.append(RangeSpec(None, _number(last)))
-        else:
-            return None  # "-" alone
-        if len(specs) > max_ranges:
-            raise TooManyRanges(len(specs))
+    # The whole range-set is checked in one pass, then the specs are extracted in one pass.
+    if _RANGE_SET.fullmatch(range_set) is None:
+        return None
+    pairs = _SPEC.findall(range_set)
     # 14.1.1: range-set = 1#range-spec: at least one element.
-    return specs or None
+    if not pairs:
+        return None
+    if len(pairs) > max_ranges:
+        raise TooManyRanges(len(pairs))
+    specs: list[RangeSpec] = []
+    for first, last in pairs:
+        if not first:
+            specs.append(RangeSpec(None, _number(last)))
+            continue
+        first_pos = _number(first)
+        last_pos = _number(last) if last else None
+        # 14.1.1: "An int-range is invalid if the last-pos value is present and less than the
+        # first-pos", and a ranges-specifier with an invalid range-spec is invalid.
+        if last_pos is not None and last_pos <= first_pos and _less(last, first):
+            return None
+        specs.append(RangeSpec(first_pos, last_pos))
+    return specs
 
 
 def resolve(specs: list[RangeSpec], length: int) -> list[ByteRange]:
