@@ -50,22 +50,28 @@ class RangeMiddleware:
             passes through untouched (no ranges, no Accept-Ranges).
         use_file_wrapper: hand single ranges of file bodies back to the server's
             ``wsgi.file_wrapper`` (zero-copy) where the server honours file offsets.
+        file_wrapper_min_size: single ranges shorter than this are read by the middleware
+            instead: for a few KiB one read costs less than setting up sendfile.
         block_size: read size for file bodies the middleware reads itself.
     """
 
     def __init__(self, app: WSGIApplication, *, max_ranges: int = 100,
                  max_multipart_excess: int = 4096, predicate: Predicate | None = None,
-                 use_file_wrapper: bool = True, block_size: int = 64 * 1024) -> None:
+                 use_file_wrapper: bool = True, file_wrapper_min_size: int = 32 * 1024,
+                 block_size: int = 64 * 1024) -> None:
         if max_ranges < 1:
             raise ValueError("max_ranges must be at least 1")
         if max_multipart_excess < 0:
             raise ValueError("max_multipart_excess must not be negative")
         if block_size < 1:
             raise ValueError("block_size must be positive")
+        if file_wrapper_min_size < 0:
+            raise ValueError("file_wrapper_min_size must not be negative")
         self.app = app
         self.limits = Limits(max_ranges, max_multipart_excess)
         self.predicate = predicate
         self.use_file_wrapper = use_file_wrapper
+        self.file_wrapper_min_size = file_wrapper_min_size
         self.block_size = block_size
 
     def __call__(self, environ: WSGIEnvironment,
@@ -243,12 +249,13 @@ class _Exchange:
         assert self.plan is not None
         ranges = self.plan.ranges
         wrapper = self.server_wrapper
+        only = ranges[0]
         if (self.plan.kind is Kind.PARTIAL and wrapper is not None and self.mw.use_file_wrapper
+                and only.stop - only.start >= self.mw.file_wrapper_min_size
                 and "uwsgi.version" not in self.environ):
             # A bounded file keeps fileno(): gunicorn sends exactly the range with sendfile
             # from the OS offset. uWSGI ignores offsets (it sends from byte 0), so there the
             # range is read here instead.
-            only = ranges[0]
             bounded = BoundedFile(found.file, found.base + only.start, found.base + only.stop,
                                   found.close)
             return wrapper(bounded, found.blksize)  # type: ignore[no-any-return]

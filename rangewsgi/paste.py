@@ -8,6 +8,7 @@ Ini values arrive as strings; ``filter_app_factory`` turns them into the typed o
     max_ranges = 20
     max_multipart_excess = 4096
     use_file_wrapper = true
+    file_wrapper_min_size = 32768
     block_size = 65536
     predicate = myproject.ranging:only_media
 
@@ -98,7 +99,8 @@ def _predicate(name: str, value: object) -> Predicate | None:
     return cast("Predicate", resolve_callable(name, value))
 
 
-_OPTIONS = ("block_size", "max_multipart_excess", "max_ranges", "predicate", "use_file_wrapper")
+_OPTIONS = ("block_size", "file_wrapper_min_size", "max_multipart_excess", "max_ranges",
+            "predicate", "use_file_wrapper")
 
 
 def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
@@ -119,11 +121,14 @@ def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
     max_ranges = parse_int("max_ranges", given["max_ranges"])
     max_multipart_excess = parse_int("max_multipart_excess", given["max_multipart_excess"])
     block_size = parse_int("block_size", given["block_size"])
+    file_wrapper_min_size = parse_int("file_wrapper_min_size", given["file_wrapper_min_size"])
     use_file_wrapper = parse_bool("use_file_wrapper", given["use_file_wrapper"])
     predicate = _predicate("predicate", given["predicate"] or "")
     try:
         return RangeMiddleware(app, max_ranges=max_ranges,
                                max_multipart_excess=max_multipart_excess, predicate=predicate,
-                               use_file_wrapper=use_file_wrapper, block_size=block_size)
+                               use_file_wrapper=use_file_wrapper,
+                               file_wrapper_min_size=file_wrapper_min_size,
+                               block_size=block_size)
     except ValueError as exc:  # the right type but out of range, e.g. max_ranges = 0
         raise ConfigError(f"rangewsgi: {exc}") from exc

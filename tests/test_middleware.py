@@ -255,7 +255,8 @@ def data_file(tmp_path: Path) -> Path:
 
 def test_single_range_goes_back_to_the_servers_wrapper(data_file: Path) -> None:
     environ = environ_for("GET", {"Range": "bytes=100-199"})
-    body = RangeMiddleware(file_app(data_file))(environ, lambda *a: None)  # type: ignore[arg-type]
+    middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=100)
+    body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
     assert type(body) is wsgiref.util.FileWrapper
     bounded = body.filelike
     assert isinstance(bounded, BoundedFile)
@@ -263,6 +264,21 @@ def test_single_range_goes_back_to_the_servers_wrapper(data_file: Path) -> None:
     assert b"".join(body) == DATA[100:200]
     body.close()
     assert bounded.closed
+
+
+def test_ranges_below_the_size_threshold_are_read_directly(data_file: Path) -> None:
+    # The default threshold is 32 KiB: a 100-byte range is cheaper to read than to sendfile.
+    environ = environ_for("GET", {"Range": "bytes=100-199"})
+    body = RangeMiddleware(file_app(data_file))(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert type(body) is not wsgiref.util.FileWrapper
+    assert b"".join(body) == DATA[100:200]
+    body.close()  # type: ignore[attr-defined]
+    environ = environ_for("GET", {"Range": "bytes=-99"})
+    middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=100)
+    body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert type(body) is not wsgiref.util.FileWrapper
+    assert b"".join(body) == DATA[-99:]
+    body.close()  # type: ignore[attr-defined]
 
 
 def test_pass_through_file_keeps_the_servers_wrapper(data_file: Path) -> None:
