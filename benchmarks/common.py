@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
-from support import parse_multipart
+from support import header_value, parse_multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,11 +71,7 @@ class Reply:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return header_value(self.headers, name)
 
 
 class _Start:

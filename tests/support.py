@@ -107,6 +107,15 @@ def start_server(cmd: Sequence[str], port: int, *, env: Mapping[str, str] | None
     return Server(proc, port, log_path)
 
 
+def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The value of the first header called ``name`` (any case), or None."""
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
+
+
 @dataclass
 class RawResponse:
     """One HTTP/1.1 response read off a socket."""
@@ -118,11 +127,7 @@ class RawResponse:
 
     def header(self, name: str) -> str | None:
         """The value of the only (or first) header called ``name``, or None."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     def header_all(self, name: str) -> list[str]:
         lname = name.lower()

@@ -12,7 +12,6 @@ with the middleware equals the answer without it.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +29,10 @@ from server_configs.checks import (
 )
 from server_configs.launch import (
     FILE_ENV,
+    data_file_in_env,
     gunicorn_cmd,
     require,
-    shared_dir,
     strace_cmd,
-    write_data,
 )
 from support import RawClient, RawResponse, Server, free_port, start_server
 
@@ -64,12 +62,8 @@ def ids(route: tuple[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def data_file() -> Iterator[tuple[Path, bytes]]:
-    workdir = shared_dir("rangewsgi-frameworks-")
-    with pytest.MonkeyPatch.context() as mp:
-        path, data = write_data(workdir, SIZE)
-        mp.setenv(FILE_ENV, str(path))
-        yield path, data
-    shutil.rmtree(workdir, ignore_errors=True)
+    with data_file_in_env("rangewsgi-frameworks-", SIZE) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from server_configs.checks import (
     check_single,
     with_etag,
 )
-from server_configs.launch import FILE_ENV, shared_dir, write_data
+from server_configs.launch import data_file_in_env
 from serverapps import StartResponse, plain_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.middleware.shared_data import SharedDataMiddleware
@@ -43,12 +42,8 @@ STATIC = "/static/data.bin"
 
 @pytest.fixture(scope="module")
 def data_file() -> Iterator[tuple[Path, bytes]]:
-    workdir = shared_dir("rangewsgi-stacks-")
-    with pytest.MonkeyPatch.context() as mp:
-        path, data = write_data(workdir, SIZE)
-        mp.setenv(FILE_ENV, str(path))
-        yield path, data
-    shutil.rmtree(workdir, ignore_errors=True)
+    with data_file_in_env("rangewsgi-stacks-", SIZE) as made:
+        yield made
 
 
 def etag_of(app: Any, route: str) -> str:

@@ -14,7 +14,8 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from support import ROOT, Server, start_server
@@ -79,6 +80,21 @@ def shared_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
     return path
+
+
+@contextmanager
+def data_file_in_env(prefix: str, size: int) -> Iterator[tuple[Path, bytes]]:
+    """A data file in a fresh shared directory, named by ``$RANGEWSGI_TEST_FILE`` meanwhile."""
+    import pytest
+
+    workdir = shared_dir(prefix)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            path, data = write_data(workdir, size)
+            mp.setenv(FILE_ENV, str(path))
+            yield path, data
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # A fixed modification time a long time ago: Last-Modified is then a strong validator
