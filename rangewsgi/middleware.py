@@ -145,15 +145,13 @@ class _Exchange:
         # Content-Length is present: commit at once and leave the body untouched.
         elif self.range_value is None:
             facts = read_headers(status, headers)
-            if facts is None:
-                self._commit(Plan(Kind.PASS, status, headers, reason="not a rangeable 200"))
-            elif facts.length is not None:
+            if facts is None or facts.length is not None:
                 self._commit(self._decide(None, facts))
         return self.write
 
     def write(self, data: bytes) -> None:
         if self.plan is None:
-            self._commit(self._decide(None))
+            self._commit(self._decide(None, read_headers(self.status, self.headers)))
         assert self.plan is not None and self.write_fn is not None
         if self.plan.kind in (Kind.PARTIAL, Kind.MULTIPART):
             if self.slicer is None:
@@ -165,9 +163,8 @@ class _Exchange:
 
     # -- deciding --
 
-    def _decide(self, body: object, facts: ResponseFacts | None = None) -> Plan:
-        if facts is None:
-            facts = read_headers(self.status, self.headers)
+    def _decide(self, body: object, facts: ResponseFacts | None) -> Plan:
+        """``facts`` is ``read_headers()`` of the stored status and headers."""
         if facts is None:
             return Plan(Kind.PASS, self.status, self.headers, reason="not a rangeable 200")
         length = facts.length
@@ -207,7 +204,8 @@ class _Exchange:
                 # A generator app calls start_response only when first iterated.
                 chunks = self._prime(result)
             if self.plan is None:
-                self._commit(self._decide(result if chunks is None else None))
+                self._commit(self._decide(result if chunks is None else None,
+                                          read_headers(self.status, self.headers)))
             return self._body(result, chunks)
         except BaseException:
             close = getattr(result, "close", None)
