@@ -6,12 +6,17 @@ Both write single ranges and multipart framing; both keep memory flat at any bod
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .files import SeekableFile, TruncatedBody
 from .multipart import Framing
 from .ranges import ByteRange
 
-__all__ = ["ClosingBody", "RangeSlicer", "read_file_ranges", "slice_chunks"]
+if TYPE_CHECKING:
+    from .sources import RangedSource
+
+__all__ = ["ClosingBody", "RangeSlicer", "exactly", "read_file_ranges", "read_source_ranges",
+           "slice_chunks"]
 
 
 class ClosingBody:
@@ -63,6 +68,8 @@ def read_file_ranges(file: SeekableFile, base: int, ranges: Sequence[ByteRange],
             data = file.read(min(blksize, remaining))
             if not data:
                 raise TruncatedBody(f"file ended {remaining} bytes before the range end")
+            if len(data) > remaining:
+                data = data[:remaining]  # a read() that over-returns: never past the range
             remaining -= len(data)
             if head:
                 data, head = head + data, b""
@@ -136,3 +143,42 @@ def slice_chunks(chunks: Iterable[bytes], slicer: RangeSlicer) -> Iterator[bytes
         if slicer.done:
             return
     slicer.finish()
+
+
+def exactly(chunks: Iterable[bytes], count: int, head: bytes = b"") -> Iterator[bytes]:
+    """``count`` bytes from ``chunks`` (``head`` before the first); fewer or more aborts.
+
+    A source that yields more than it was asked for has not sent the range asked for (an
+    upstream that ignored Range, say): its bytes are not sent under a label they do not fit.
+    """
+    iterator = iter(chunks)
+    remaining = count
+    try:
+        for chunk in iterator:
+            if not chunk:
+                continue
+            if len(chunk) > remaining:
+                raise TruncatedBody(f"source gave more than the {count} bytes asked for")
+            remaining -= len(chunk)
+            if head:
+                chunk, head = head + chunk, b""
+            yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    if remaining:
+        raise TruncatedBody(f"source ended {remaining} bytes before the {count} asked for")
+    if head:
+        yield head  # an empty range cannot happen; kept for a zero-byte count
+
+
+def read_source_ranges(source: RangedSource, ranges: Sequence[ByteRange],
+                       framing: Framing | None) -> Iterator[bytes]:
+    """One ``read_range`` call per range, in the order the ranges are sent."""
+    for index, byte_range in enumerate(ranges):
+        head = framing.heads[index] if framing is not None else b""
+        yield from exactly(source.read_range(byte_range.start, byte_range.stop),
+                           byte_range.stop - byte_range.start, head)
+    if framing is not None:
+        yield framing.tail

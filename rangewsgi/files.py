@@ -3,17 +3,26 @@ response body, its remaining size, and a bounded view that keeps ``fileno()`` fo
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import os
 import stat
+import tempfile
 import wsgiref.util
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+import zipfile
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import werkzeug.wsgi
 
-__all__ = ["BoundedFile", "FileWrapper", "FoundFile", "TruncatedBody", "find_file",
-           "remaining_size"]
+try:
+    import lzma
+except ImportError:  # Python built without liblzma
+    lzma = None  # type: ignore[assignment]
+
+__all__ = ["BoundedFile", "FileWrapper", "FoundFile", "Measured", "TruncatedBody", "find_file",
+           "measure"]
 
 
 class TruncatedBody(OSError):
@@ -32,21 +41,50 @@ class FileWrapper:
     """The ``wsgi.file_wrapper`` the inner app sees on range requests (PEP 3333).
 
     It remembers the file so that ranges are served by seeking; when the response passes
-    through, the file goes back to the server's own wrapper so zero-copy is kept.
+    through on a server proven to send a file's window exactly, the file goes back to the
+    server's own wrapper so zero-copy is kept. It is its own iterator and passes ``seek``,
+    ``tell`` and ``seekable`` through, so that range-aware apps (Werkzeug's ``send_file``)
+    seek instead of reading from byte 0, and closing what they iterate closes the file.
     """
 
-    __slots__ = ("blksize", "filelike")
+    __slots__ = ("_closed", "blksize", "filelike")
+    default_blksize = 8192  # the middleware offers a subclass with its own block_size
 
-    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+    def __init__(self, filelike: Any, blksize: int | None = None) -> None:
         self.filelike = filelike
-        self.blksize = blksize
+        self.blksize = (blksize if isinstance(blksize, int) and blksize > 0
+                        else self.default_blksize)
+        self._closed = False
 
-    def __iter__(self) -> Iterator[bytes]:
-        read = self.filelike.read
-        while data := read(self.blksize):
-            yield data
+    @classmethod
+    def with_block_size(cls, block_size: int) -> type[FileWrapper]:
+        """A subclass whose wrappers read ``block_size`` bytes when the app names no size."""
+        return type("FileWrapper", (cls,), {"__slots__": (), "default_blksize": block_size})
+
+    def __iter__(self) -> FileWrapper:
+        return self
+
+    def __next__(self) -> bytes:
+        data: bytes = self.filelike.read(self.blksize)
+        if not data:
+            raise StopIteration
+        return data
+
+    def seekable(self) -> bool:
+        return _is_seekable_file(self.filelike)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self.filelike.seek(offset, whence)
+        return self.tell()
+
+    def tell(self) -> int:
+        position: int = self.filelike.tell()
+        return position
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         close = getattr(self.filelike, "close", None)
         if close is not None:
             close()
@@ -72,14 +110,16 @@ _KNOWN_WRAPPERS: tuple[type, ...] = (FileWrapper, wsgiref.util.FileWrapper,
 
 
 def _is_seekable_file(obj: Any) -> bool:
+    """True for a binary file-like object that can seek; probing a foreign object never
+    raises (a ``seekable()`` that fails means no)."""
     if isinstance(obj, io.TextIOBase):
         return False
-    if not all(callable(getattr(obj, name, None)) for name in ("read", "seek", "tell")):
-        return False
-    seekable = getattr(obj, "seekable", None)
     try:
+        if not all(callable(getattr(obj, name, None)) for name in ("read", "seek", "tell")):
+            return False
+        seekable = getattr(obj, "seekable", None)
         return bool(seekable()) if callable(seekable) else True
-    except (OSError, ValueError):
+    except Exception:  # an app's object may raise anything here: it means no
         return False
 
 
@@ -97,7 +137,7 @@ def find_file(body: object, server_wrapper: object, default_blksize: int) -> Fou
         return None
     try:
         base = candidate.tell()
-    except (OSError, ValueError):
+    except Exception:  # an app's object may raise anything here: it means no
         return None
     if not isinstance(base, int) or base < 0:
         return None
@@ -105,26 +145,79 @@ def find_file(body: object, server_wrapper: object, default_blksize: int) -> Fou
     return FoundFile(candidate, base, getattr(body, "close", None), size)
 
 
-def remaining_size(found: FoundFile) -> int | None:
-    """Bytes from the file's current position to its end, or None if that cannot be known."""
-    file = found.file
-    fileno = getattr(file, "fileno", None)
-    if callable(fileno):
-        try:
-            info = os.fstat(fileno())
-        except (OSError, ValueError):
-            pass
-        else:
-            if stat.S_ISREG(info.st_mode):
-                return max(info.st_size - found.base, 0)
+# Objects whose read() is a decoding of their descriptor's bytes, or whose seek to the end
+# decompresses everything: their size is unknown to the middleware.
+_COSTLY_SEEK: tuple[type, ...] = (gzip.GzipFile, bz2.BZ2File, zipfile.ZipExtFile)
+if lzma is not None:
+    _COSTLY_SEEK += (lzma.LZMAFile,)
+# Files of these trees report a size that is not their content (procfs: 0, sysfs: 4096).
+_PSEUDO_FILES = ("/proc/", "/sys/")
+_TEMPORARY_WRAPPER: type | None = getattr(tempfile, "_TemporaryFileWrapper", None)
+
+
+def _plain_file(obj: Any) -> io.FileIO | None:
+    """The ``FileIO`` whose bytes ``obj.read()`` yields unchanged, if ``obj`` is a plain
+    (optionally buffered or temporary) binary file; exact types, so no subclass rewrites
+    its reads."""
+    if _TEMPORARY_WRAPPER is not None and type(obj) is _TEMPORARY_WRAPPER:
+        obj = getattr(obj, "file", None)
+    if type(obj) in (io.BufferedReader, io.BufferedRandom):
+        obj = obj.raw
+    return obj if type(obj) is io.FileIO else None
+
+
+def _regular_stat(file: io.FileIO) -> os.stat_result | None:
+    """``fstat`` of a regular file whose size is its content, else None."""
+    name = file.name
+    if isinstance(name, str) and name.startswith(_PSEUDO_FILES):
+        return None
     try:
-        # Works for io objects, sqlite3.Blob (whose seek returns None) and psycopg2 lobjects.
+        fd = file.fileno()
+        info = os.fstat(fd)
+        # procfs-like files report st_size 0 and have content: a size of 0 is believed only
+        # when nothing can be read there.
+        if stat.S_ISREG(info.st_mode) and (info.st_size or not os.pread(fd, 1, 0)):
+            return info
+    except Exception:  # an app's object may raise anything here: it means no
+        pass
+    return None
+
+
+class Measured(NamedTuple):
+    """What measuring a found file told: bytes from its position to its end, and the
+    modification time where the size came from ``fstat``."""
+
+    remaining: int | None
+    mtime_ns: int | None = None
+
+
+def measure(found: FoundFile) -> Measured:
+    """Bytes from the file's current position to its end, measured by a source that counts
+    the same bytes ``read()`` yields; None when that cannot be known cheaply.
+
+    Plain files: ``fstat``. Other seekable objects (``BytesIO``, ``SpooledTemporaryFile``
+    without rolling it over, ``mmap``, tar and stored members, ``sqlite3.Blob``, psycopg2
+    large objects): ``seek(0, SEEK_END)`` and ``tell()``. Compressed streams: unknown.
+    """
+    file = found.file
+    plain = _plain_file(file)
+    if plain is not None:
+        info = _regular_stat(plain)
+        if info is None:
+            return Measured(None)
+        return Measured(max(info.st_size - found.base, 0), info.st_mtime_ns)
+    if isinstance(file, _COSTLY_SEEK):
+        return Measured(None)
+    try:
+        # sqlite3.Blob's seek returns None; so does mmap's.
         file.seek(0, os.SEEK_END)
         end = file.tell()
         file.seek(found.base)
-    except (OSError, ValueError, TypeError):
-        return None
-    return end - found.base if isinstance(end, int) and end >= found.base else None
+    except Exception:  # an app's object may raise anything here: it means no
+        return Measured(None)
+    if not isinstance(end, int) or end < found.base:
+        return Measured(None)
+    return Measured(end - found.base)
 
 
 class BoundedFile:
@@ -155,6 +248,11 @@ class BoundedFile:
         data = self._file.read(want)
         if not data and want:
             raise TruncatedBody(f"file ended at {self._pos}, before {self.stop}")
+        if len(data) > want:
+            # A read() that returns more than asked: never more than the window, and the
+            # file goes back to where the window says it is.
+            data = data[:want]
+            self._file.seek(self._pos + want)
         self._pos += len(data)
         return data
 

@@ -7,18 +7,20 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from .bodies import ClosingBody, RangeSlicer, read_file_ranges, slice_chunks
-from .files import BoundedFile, FileWrapper, FoundFile, find_file, remaining_size
-from .plan import (
-    Headers,
-    Kind,
-    Limits,
-    Plan,
-    ResponseFacts,
-    plan,
-    read_headers,
-    unsatisfiable_body,
+from .bodies import (
+    ClosingBody,
+    RangeSlicer,
+    exactly,
+    read_file_ranges,
+    read_source_ranges,
+    slice_chunks,
 )
+from .decision import Options, decide_response, needs_body
+from .files import BoundedFile, FileWrapper, FoundFile, find_file
+from .plan import Headers, Kind, Limits, Plan, Request, fixed_body
+from .ranges import ByteRange
+from .servers import ServerRow, identify
+from .sources import RangedSource, is_ranged_source
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -33,63 +35,90 @@ Predicate = Callable[["WSGIEnvironment", Headers, int], bool]
 """``predicate(environ, headers, length) -> bool``: False leaves a 200 untouched."""
 
 _MISSING = object()
+_LOG_PREFIX = 64  # characters of a request field that a log line carries at most
+
+
+def _clip(value: object) -> str:
+    """A request-controlled value for a log line: a short prefix, never the whole value."""
+    text = "-" if value is None else str(value)
+    if len(text) <= _LOG_PREFIX:
+        return text
+    return f"{text[:_LOG_PREFIX]}...({len(text)} chars)"
 
 
 class RangeMiddleware:
-    """Answer byte-range requests (RFC 9110 section 14) for any WSGI application.
+    """Answer byte-range and conditional requests (RFC 9110 sections 13 and 14) for any
+    WSGI application.
 
     Every ``GET`` whose inner response is a ``200`` with a known length (a ``Content-Length``
-    or a seekable file body) gets ``206``, ``multipart/byteranges`` or ``416`` as RFC 9110
-    says; every such ``200`` (and its ``HEAD``) carries ``Accept-Ranges: bytes``.
+    or a file body whose size can be measured) gets ``206``, ``multipart/byteranges`` or
+    ``416`` as RFC 9110 says, after the preconditions of 13.2.2 (``412``, ``304``); every
+    such ``200`` (and its ``HEAD``) carries ``Accept-Ranges: bytes``.
 
     Options:
         max_ranges: more range-specs than this and the Range header is ignored (200).
         max_multipart_excess: a multipart answer more than this many bytes larger than the
             whole representation is not sent; the Range header is ignored (200) instead.
         predicate: ``predicate(environ, headers, length)``; when it returns False the 200
-            passes through untouched (no ranges, no Accept-Ranges).
-        use_file_wrapper: hand single ranges of file bodies back to the server's
-            ``wsgi.file_wrapper`` (zero-copy) where the server honours file offsets.
-        file_wrapper_min_size: single ranges shorter than this are read by the middleware
+            passes through untouched (no ranges, no Accept-Ranges, no 304/412).
+        use_file_wrapper: hand file windows back to the server's ``wsgi.file_wrapper``
+            (zero-copy) where that server is proven to send exactly them (``servers.py``).
+        file_wrapper_min_size: windows shorter than this are read by the middleware
             instead: for a few KiB one read costs less than setting up sendfile.
-        block_size: read size for file bodies the middleware reads itself.
+        block_size: read size for file bodies the middleware reads itself, and for the
+            ``wsgi.file_wrapper`` it offers when the app names no block size.
+        conditional: evaluate If-Match, If-Unmodified-Since, If-None-Match and
+            If-Modified-Since (RFC 9110 13.2.2) for GET and HEAD: ``412`` and ``304``.
+        file_validators: give plain file bodies without ``ETag`` and ``Last-Modified`` a
+            strong ``ETag`` (size and modification time) and a ``Last-Modified``.
     """
 
     def __init__(self, app: WSGIApplication, *, max_ranges: int = 100,
                  max_multipart_excess: int = 4096, predicate: Predicate | None = None,
                  use_file_wrapper: bool = True, file_wrapper_min_size: int = 32 * 1024,
-                 block_size: int = 64 * 1024) -> None:
-        if max_ranges < 1:
-            raise ValueError("max_ranges must be at least 1")
-        if max_multipart_excess < 0:
-            raise ValueError("max_multipart_excess must not be negative")
-        if block_size < 1:
-            raise ValueError("block_size must be positive")
-        if file_wrapper_min_size < 0:
-            raise ValueError("file_wrapper_min_size must not be negative")
+                 block_size: int = 64 * 1024, conditional: bool = True,
+                 file_validators: bool = True) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be a WSGI application (a callable), not {app!r}")
         self.app = app
-        self.limits = Limits(max_ranges, max_multipart_excess)
-        self.predicate = predicate
-        self.use_file_wrapper = use_file_wrapper
-        self.file_wrapper_min_size = file_wrapper_min_size
-        self.block_size = block_size
+        self.options = Options(max_ranges, max_multipart_excess, predicate, use_file_wrapper,
+                               file_wrapper_min_size, block_size, conditional,
+                               file_validators)
+        self.file_wrapper = FileWrapper.with_block_size(block_size)
+
+    @property
+    def limits(self) -> Limits:
+        return self.options.limits
+
+    @property
+    def predicate(self) -> Predicate | None:
+        return self.options.predicate
+
+    @property
+    def use_file_wrapper(self) -> bool:
+        return self.options.use_file_wrapper
+
+    @property
+    def block_size(self) -> int:
+        return self.options.block_size
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
-        if method == "GET":
-            range_value = environ.get("HTTP_RANGE")
-        elif method == "HEAD":
-            range_value = None  # RFC 9110 14.2: Range is defined for GET only
-        else:
+        if method != "GET" and method != "HEAD":
+            # 14.2: Range is defined for GET only; a middleware cannot evaluate preconditions
+            # before an unsafe method has run (13.2.1), so every other method is untouched.
             return self.app(environ, start_response)
-        exchange = _Exchange(self, environ, start_response, range_value)
-        if range_value is None:
-            return exchange.run()
+        get = environ.get
+        request = Request(method, get("HTTP_RANGE") if method == "GET" else None,
+                          get("HTTP_IF_RANGE"), get("HTTP_IF_MATCH"),
+                          get("HTTP_IF_NONE_MATCH"), get("HTTP_IF_MODIFIED_SINCE"),
+                          get("HTTP_IF_UNMODIFIED_SINCE"))
+        exchange = _Exchange(self, environ, start_response, request)
         # Offer our own wsgi.file_wrapper so the file behind the body is known; the server's
         # class goes back before returning (gunicorn checks isinstance against it).
         server_wrapper = environ.get("wsgi.file_wrapper", _MISSING)
-        environ["wsgi.file_wrapper"] = FileWrapper
+        environ["wsgi.file_wrapper"] = self.file_wrapper
         try:
             return exchange.run()
         finally:
@@ -102,29 +131,38 @@ class RangeMiddleware:
 class _Exchange:
     """One request/response through the middleware."""
 
-    __slots__ = ("called", "environ", "found", "headers", "mw", "plan", "range_value",
-                 "server_start", "server_wrapper", "slicer", "status", "write_fn")
+    __slots__ = ("called", "closed", "environ", "eof", "found", "headers", "mw", "plan",
+                 "request", "result", "server_start", "server_wrapper", "slicer", "source",
+                 "status", "write_fn")
 
     def __init__(self, mw: RangeMiddleware, environ: WSGIEnvironment,
-                 start_response: StartResponse, range_value: str | None) -> None:
+                 start_response: StartResponse, request: Request) -> None:
         self.mw = mw
         self.environ = environ
         self.server_start = start_response
-        self.range_value = range_value
+        self.request = request
         self.server_wrapper: Any = environ.get("wsgi.file_wrapper")
         self.called = False
+        self.closed = False
         self.status = ""
         self.headers: Headers = []
         self.plan: Plan | None = None
         self.found: FoundFile | None = None
+        self.eof: int | None = None  # the found file's measured end, an absolute position
+        self.source: RangedSource | None = None
         self.slicer: RangeSlicer | None = None
         self.write_fn: WriteFn | None = None
+        self.result: Any = None
 
     # -- the start_response and write() the inner app sees (PEP 3333) --
 
     def start_response(self, status: str, headers: Headers,
                        exc_info: OptExcInfo | None = None, /) -> WriteFn:
         failed = exc_info is not None and exc_info[0] is not None
+        if not failed and self.called:
+            # PEP 3333: "it is a fatal error to call start_response without the exc_info
+            # argument if start_response has already been called".
+            raise RuntimeError("start_response called a second time without exc_info")
         if failed and self.plan is not None:
             # Headers were committed: the server raises if they were sent, else replaces them.
             # The replacement (an error page) is not ranged.
@@ -141,124 +179,141 @@ class _Exchange:
         self.headers = headers
         if failed:
             self._commit(Plan(Kind.PASS, status, headers, reason="error response"))
-        # Without a Range header the answer is known from the headers alone whenever a
-        # Content-Length is present: commit at once and leave the body untouched.
-        elif self.range_value is None:
-            facts = read_headers(status, headers)
-            if facts is None or facts.length is not None:
-                self._commit(self._decide(None, facts))
+        elif not needs_body(self.request, status, headers, self.mw.options):
+            # The answer is known from the headers alone: commit at once, body untouched.
+            self._commit(self._decide(None))
         return self.write
 
     def write(self, data: bytes) -> None:
         if self.plan is None:
-            self._commit(self._decide(None, read_headers(self.status, self.headers)))
+            self._commit(self._decide(None))
         assert self.plan is not None and self.write_fn is not None
-        if self.plan.kind in (Kind.PARTIAL, Kind.MULTIPART):
+        kind = self.plan.kind
+        if kind in (Kind.PARTIAL, Kind.MULTIPART):
             if self.slicer is None:
                 self.slicer = self._stream_slicer(self.plan)
             for piece in self.slicer.push(data):
                 self.write_fn(piece)
-        elif self.plan.kind is not Kind.UNSATISFIABLE:
+        elif (kind is Kind.PASS or kind is Kind.FULL) and self.request.method != "HEAD":
             self.write_fn(data)
 
     # -- deciding --
 
-    def _decide(self, body: object, facts: ResponseFacts | None) -> Plan:
-        """``facts`` is ``read_headers()`` of the stored status and headers."""
-        if facts is None:
-            return Plan(Kind.PASS, self.status, self.headers, reason="not a rangeable 200")
-        length = facts.length
-        if body is not None and (length is None or self.range_value is not None):
-            self.found = find_file(body, self.server_wrapper, self.mw.block_size)
-            if self.found is not None:
-                available = remaining_size(self.found)
-                if length is None:
-                    length = available
-                elif available is not None and available < length:
-                    self.found = None
-                    return Plan(Kind.PASS, self.status, self.headers,
-                                reason="file shorter than Content-Length")
-        if length is None:
-            return Plan(Kind.PASS, self.status, self.headers, reason="length unknown")
-        predicate = self.mw.predicate
-        if predicate is not None and not predicate(self.environ, self.headers, length):
-            return Plan(Kind.PASS, self.status, self.headers, reason="predicate declined")
-        return plan(self.range_value, self.environ.get("HTTP_IF_RANGE"), self.status,
-                    self.headers, facts, length, self.mw.limits)
+    def _decide(self, body: object) -> Plan:
+        """The plan for the stored status and headers, with ``body`` when it is known."""
+        found, source = None, None
+        if is_ranged_source(body):
+            source = body
+        elif body is not None:
+            found = find_file(body, self.server_wrapper, self.mw.options.block_size)
+        decision = decide_response(self.request, self.status, self.headers, found,
+                                   self.mw.options, self.environ, source)
+        self.found, self.eof, self.source = decision.found, decision.eof, decision.source
+        return decision.plan
 
     def _commit(self, decided: Plan) -> None:
         self.plan = decided
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s Range=%r: %s (%s)", self.environ.get("REQUEST_METHOD"),
-                         self.environ.get("PATH_INFO"), self.range_value, decided.kind.value,
-                         decided.reason)
+            logger.debug("%s %s Range=%r: %s (%s)", self.request.method,
+                         _clip(self.environ.get("PATH_INFO")), _clip(self.request.range),
+                         decided.kind.value, decided.reason)
         self.write_fn = self.server_start(decided.status, decided.headers)
 
     # -- the response body --
 
     def run(self) -> Iterable[bytes]:
-        result = self.mw.app(self.environ, self.start_response)
+        result = self.result = self.mw.app(self.environ, self.start_response)
         try:
             chunks: Iterator[bytes] | None = None
             if not self.called:
                 # A generator app calls start_response only when first iterated.
                 chunks = self._prime(result)
             if self.plan is None:
-                self._commit(self._decide(result if chunks is None else None,
-                                          read_headers(self.status, self.headers)))
+                self._commit(self._decide(result if chunks is None else None))
             return self._body(result, chunks)
         except BaseException:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            self.close_result()
             raise
+
+    def close_result(self) -> None:
+        """Close the inner app's iterable, exactly once on every path (PEP 3333)."""
+        if self.closed:
+            return
+        self.closed = True
+        close = getattr(self.result, "close", None)
+        if close is not None:
+            close()
 
     def _prime(self, result: Iterable[bytes]) -> Iterator[bytes]:
         iterator = iter(result)
         first = next(iterator, None)
         if not self.called:
             raise RuntimeError("the application returned a body without calling start_response")
-        return iterator if first is None else chain((first,), iterator)
+        # Never hand back ``iterator`` itself: for a generator it is ``result``, whose close()
+        # would then run twice.
+        return iter(()) if first is None else chain((first,), iterator)
 
     def _body(self, result: Iterable[bytes], chunks: Iterator[bytes] | None) -> Iterable[bytes]:
         assert self.plan is not None
         kind = self.plan.kind
-        close = getattr(result, "close", None)
+        if self.request.method == "HEAD" or kind in (
+                Kind.UNSATISFIABLE, Kind.NOT_MODIFIED, Kind.PRECONDITION_FAILED):
+            # RFC 9110 9.3.2: a HEAD answer has no content, whatever the app returns (some
+            # servers send it anyway); a 416, 412 or 304 is written here. The app's body is
+            # closed unread.
+            self.close_result()
+            return [] if self.request.method == "HEAD" else fixed_body(kind)
+        source = self.source
+        if source is not None and kind is not Kind.PASS:
+            # One read_range per part, in the order sent; the full 200 reads it once.
+            if kind is Kind.FULL:
+                chunks = exactly(source, self.plan.length)
+            else:
+                chunks = read_source_ranges(source, self.plan.ranges, self.plan.framing)
+            return ClosingBody(chunks, self.close_result)
+        found = self.found
         if kind is Kind.PASS or kind is Kind.FULL:
             if chunks is not None:
-                return ClosingBody(chunks, close)
-            if type(result) is FileWrapper and self.server_wrapper is not None:
-                # Passing through keeps the server's zero-copy path.
+                return ClosingBody(chunks, self.close_result)
+            if kind is Kind.FULL and found is not None:
+                length = self.plan.length
+                return self._window(found, found.base, found.base + length)
+            if isinstance(result, FileWrapper) and self.server_wrapper is not None:
+                # The app's own answer: to the server's wrapper, as without the middleware.
                 return self.server_wrapper(result.filelike, result.blksize)  # type: ignore[no-any-return]
             return result
-        if kind is Kind.UNSATISFIABLE:
-            if close is not None:
-                close()
-            return unsatisfiable_body()
-        found = self.found
         if found is not None and self.slicer is None:
-            return self._file_body(found)
+            if kind is Kind.PARTIAL:
+                only = self.plan.ranges[0]
+                return self._window(found, found.base + only.start, found.base + only.stop)
+            return ClosingBody(read_file_ranges(found.file, found.base, self.plan.ranges,
+                                                self.plan.framing, found.blksize),
+                               self.close_result)
         slicer = self.slicer or self._stream_slicer(self.plan)
         self.slicer = slicer
-        source = chunks if chunks is not None else iter(result)
-        return ClosingBody(slice_chunks(source, slicer), close)
+        stream = chunks if chunks is not None else iter(result)
+        return ClosingBody(slice_chunks(stream, slicer), self.close_result)
 
-    def _file_body(self, found: FoundFile) -> Iterable[bytes]:
-        assert self.plan is not None
-        ranges = self.plan.ranges
-        wrapper = self.server_wrapper
-        only = ranges[0]
-        if (self.plan.kind is Kind.PARTIAL and wrapper is not None and self.mw.use_file_wrapper
-                and only.stop - only.start >= self.mw.file_wrapper_min_size
-                and "uwsgi.version" not in self.environ):
-            # A bounded file keeps fileno(): gunicorn sends exactly the range with sendfile
-            # from the OS offset. uWSGI ignores offsets (it sends from byte 0), so there the
-            # range is read here instead.
-            bounded = BoundedFile(found.file, found.base + only.start, found.base + only.stop,
-                                  found.close)
-            return wrapper(bounded, found.blksize)  # type: ignore[no-any-return]
-        return ClosingBody(read_file_ranges(found.file, found.base, ranges, self.plan.framing,
-                                            found.blksize), found.close)
+    def _window(self, found: FoundFile, start: int, stop: int) -> Iterable[bytes]:
+        """Bytes ``[start, stop)`` of the found file, never one more: through the server's
+        wrapper where that server is proven to send exactly this window, else read here."""
+        if self._server_sends_window(start, stop):
+            bounded = BoundedFile(found.file, start, stop, self.close_result)
+            return self.server_wrapper(bounded, found.blksize)  # type: ignore[no-any-return]
+        window = (ByteRange(start - found.base, stop - found.base, 0),)
+        return ClosingBody(read_file_ranges(found.file, found.base, window, None,
+                                            found.blksize), self.close_result)
+
+    def _server_sends_window(self, start: int, stop: int) -> bool:
+        options = self.mw.options
+        if (self.server_wrapper is None or not options.use_file_wrapper
+                or stop - start < options.file_wrapper_min_size):
+            return False
+        row: ServerRow = identify(self.environ, self.server_wrapper)
+        # A server that sends from byte 0 is right for windows that start there; one that
+        # sends on to the end of the file, for windows that end there.
+        return ((row.honours_offset or start == 0)
+                and (row.stops_at_length or (self.eof is not None and stop == self.eof)))
 
     @staticmethod
     def _stream_slicer(decided: Plan) -> RangeSlicer:

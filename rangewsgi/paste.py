@@ -10,6 +10,8 @@ Ini values arrive as strings; ``filter_app_factory`` turns them into the typed o
     use_file_wrapper = true
     file_wrapper_min_size = 32768
     block_size = 65536
+    conditional = true
+    file_validators = true
     predicate = myproject.ranging:only_media
 
     [pipeline:main]
@@ -99,8 +101,8 @@ def _predicate(name: str, value: object) -> Predicate | None:
     return cast("Predicate", resolve_callable(name, value))
 
 
-_OPTIONS = ("block_size", "file_wrapper_min_size", "max_multipart_excess", "max_ranges",
-            "predicate", "use_file_wrapper")
+_OPTIONS = ("block_size", "conditional", "file_validators", "file_wrapper_min_size",
+            "max_multipart_excess", "max_ranges", "predicate", "use_file_wrapper")
 
 
 def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
@@ -123,12 +125,15 @@ def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
     block_size = parse_int("block_size", given["block_size"])
     file_wrapper_min_size = parse_int("file_wrapper_min_size", given["file_wrapper_min_size"])
     use_file_wrapper = parse_bool("use_file_wrapper", given["use_file_wrapper"])
+    conditional = parse_bool("conditional", given["conditional"])
+    file_validators = parse_bool("file_validators", given["file_validators"])
     predicate = _predicate("predicate", given["predicate"] or "")
     try:
         return RangeMiddleware(app, max_ranges=max_ranges,
                                max_multipart_excess=max_multipart_excess, predicate=predicate,
                                use_file_wrapper=use_file_wrapper,
                                file_wrapper_min_size=file_wrapper_min_size,
-                               block_size=block_size)
+                               block_size=block_size, conditional=conditional,
+                               file_validators=file_validators)
     except ValueError as exc:  # the right type but out of range, e.g. max_ranges = 0
         raise ConfigError(f"rangewsgi: {exc}") from exc

@@ -9,11 +9,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .conditions import if_range_holds
+from .conditions import Precondition, evaluate_preconditions, if_range_holds
 from .multipart import Framing, content_range
 from .ranges import ByteRange, TooManyRanges, parse_range, resolve
 
-__all__ = ["Headers", "Kind", "Limits", "Plan", "ResponseFacts", "plan", "read_headers"]
+__all__ = ["Headers", "Kind", "Limits", "Plan", "Request", "ResponseFacts", "decide", "plan",
+           "read_headers"]
 
 Headers = list[tuple[str, str]]
 
@@ -26,6 +27,26 @@ class Kind(enum.Enum):
     PARTIAL = "partial"  # 206 with one range
     MULTIPART = "multipart"  # 206 multipart/byteranges
     UNSATISFIABLE = "unsatisfiable"  # 416
+    NOT_MODIFIED = "not modified"  # 304
+    PRECONDITION_FAILED = "precondition failed"  # 412
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The request fields the decision reads; ``method`` is ``GET`` or ``HEAD``."""
+
+    method: str
+    range: str | None = None
+    if_range: str | None = None
+    if_match: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    if_unmodified_since: str | None = None
+
+    @property
+    def has_preconditions(self) -> bool:
+        return (self.if_match is not None or self.if_none_match is not None
+                or self.if_modified_since is not None or self.if_unmodified_since is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +80,11 @@ class Plan:
     ranges: tuple[ByteRange, ...] = ()
     framing: Framing | None = None
     reason: str = ""
+    length: int = 0  # the representation's length, for FULL
 
 
 _UNSATISFIABLE_BODY = b"416 Range Not Satisfiable\n"
+_FAILED_BODY = b"412 Precondition Failed\n"
 
 # Content-Length and the validators-to-be-recomputed are dropped from a 206: 15.3.7 says its
 # Content-Length "indicates the number of octets in the content of this message", and a digest
@@ -110,7 +133,10 @@ def read_headers(status: str, headers: Headers) -> ResponseFacts | None:
         elif key == "date":
             facts.date = value
         elif key == "accept-ranges":
-            if value.strip(" \t").lower() == "none":
+            # 14.3: Accept-Ranges = acceptable-ranges, a list of range units; a response
+            # whose list does not offer "bytes", or says "none", is not ranged as bytes.
+            units = {unit.strip(" \t").lower() for unit in value.split(",")}
+            if "bytes" not in units or "none" in units:
                 return None
             facts.accept_ranges = True
         elif key in ("transfer-encoding", "content-range"):
@@ -126,7 +152,7 @@ def _full(facts: ResponseFacts, status: str, headers: Headers, length: int,
         out.append(("Content-Length", str(length)))
     if not facts.accept_ranges:
         out.append(("Accept-Ranges", "bytes"))
-    return Plan(Kind.FULL, status, out, reason=reason)
+    return Plan(Kind.FULL, status, out, reason=reason, length=length)
 
 
 def plan(range_value: str | None, if_range: str | None, status: str, headers: Headers,
@@ -197,3 +223,57 @@ def _unsatisfiable(headers: Headers, length: int) -> Plan:
 def unsatisfiable_body() -> list[bytes]:
     """The short body of a 416."""
     return [_UNSATISFIABLE_BODY]
+
+
+def fixed_body(kind: Kind) -> list[bytes]:
+    """The body the middleware writes itself for a 416, 412 or 304 (none)."""
+    if kind is Kind.UNSATISFIABLE:
+        return [_UNSATISFIABLE_BODY]
+    if kind is Kind.PRECONDITION_FAILED:
+        return [_FAILED_BODY]
+    return []
+
+
+# 15.4.5: a 304 carries Content-Location, Date, ETag, Vary, Cache-Control and Expires as the
+# 200 would, and "SHOULD NOT generate representation metadata other than the above listed
+# fields unless said metadata exists for the purpose of guiding cache updates (e.g.,
+# Last-Modified might be useful if the response does not have an ETag field)". A 304 has no
+# content, so nothing describes content either.
+_DROP_FROM_304 = frozenset({
+    "content-length", "content-md5", "content-digest", "content-type", "content-encoding",
+    "content-language", "content-disposition", "content-range", "accept-ranges",
+})
+
+
+def decide(request: Request, status: str, headers: Headers, facts: ResponseFacts,
+           length: int | None, limits: Limits, conditional: bool = True) -> Plan:
+    """RFC 9110 13.2.2 in order: the preconditions (steps 1-4), then If-Range and Range
+    (step 5) for a GET, or the full 200. ``length`` None: preconditions only."""
+    if conditional and request.has_preconditions:
+        outcome = evaluate_preconditions(
+            request.if_match, request.if_unmodified_since, request.if_none_match,
+            request.if_modified_since, facts.etag, facts.last_modified, facts.date)
+        if outcome is Precondition.FAILED:
+            return _failed(headers)
+        if outcome is Precondition.NOT_MODIFIED:
+            return _not_modified(headers, facts)
+    if length is None:
+        return Plan(Kind.PASS, status, headers, reason="length unknown")
+    range_value = request.range if request.method == "GET" else None
+    return plan(range_value, request.if_range, status, headers, facts, length, limits)
+
+
+def _not_modified(headers: Headers, facts: ResponseFacts) -> Plan:
+    """304 (15.4.5) for GET/HEAD whose If-None-Match or If-Modified-Since says unchanged."""
+    drop = _DROP_FROM_304 | {"last-modified"} if facts.etag is not None else _DROP_FROM_304
+    out = [(n, v) for n, v in headers if n.lower() not in drop]
+    return Plan(Kind.NOT_MODIFIED, "304 Not Modified", out, reason="not modified")
+
+
+def _failed(headers: Headers) -> Plan:
+    """412 (15.5.13): If-Match or If-Unmodified-Since false; never the representation."""
+    out = [(n, v) for n, v in headers if n.lower() not in _DROP_FROM_416]
+    out += [("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(_FAILED_BODY)))]
+    return Plan(Kind.PRECONDITION_FAILED, "412 Precondition Failed", out,
+                reason="precondition failed")

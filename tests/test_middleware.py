@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from inprocess import Tracker, call, environ_for, make_app, ranged
 
 from rangewsgi import FileWrapper, RangeMiddleware
@@ -224,13 +225,14 @@ def test_file_wrapper_is_offered_and_restored() -> None:
         return [b"x"]
 
     for wrapper in (wsgiref.util.FileWrapper, None):
-        environ = environ_for("GET", {"Range": "bytes=0-0"}, file_wrapper=wrapper)
-        call(RangeMiddleware(app), environ=environ)
-        assert seen[-1] is FileWrapper
-        assert environ.get("wsgi.file_wrapper") is wrapper
-        assert ("wsgi.file_wrapper" in environ) is (wrapper is not None)
-    # Without Range the server's wrapper is left in place: nothing to learn, nothing to cost.
-    environ = environ_for("GET")
+        for method, headers in (("GET", {"Range": "bytes=0-0"}), ("GET", {}), ("HEAD", {})):
+            environ = environ_for(method, headers, file_wrapper=wrapper)
+            call(RangeMiddleware(app), environ=environ)
+            assert issubclass(seen[-1], FileWrapper)
+            assert environ.get("wsgi.file_wrapper") is wrapper
+            assert ("wsgi.file_wrapper" in environ) is (wrapper is not None)
+    # Methods the middleware leaves alone see the server's own wrapper.
+    environ = environ_for("POST")
     call(RangeMiddleware(app), environ=environ)
     assert seen[-1] is wsgiref.util.FileWrapper
 
@@ -253,17 +255,49 @@ def data_file(tmp_path: Path) -> Path:
     return path
 
 
+def gunicorn_environ(headers: dict[str, str], version: str = "23.0.0") -> dict[str, Any]:
+    """What gunicorn's sync worker puts in the environ that decides zero-copy."""
+    environ = environ_for("GET", headers, file_wrapper=GunicornFileWrapper)
+    environ["SERVER_SOFTWARE"] = f"gunicorn/{version}"
+    return environ
+
+
 def test_single_range_goes_back_to_the_servers_wrapper(data_file: Path) -> None:
-    environ = environ_for("GET", {"Range": "bytes=100-199"})
+    environ = gunicorn_environ({"Range": "bytes=100-199"})
     middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=100)
     body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
-    assert type(body) is wsgiref.util.FileWrapper
+    assert type(body) is GunicornFileWrapper
     bounded = body.filelike
     assert isinstance(bounded, BoundedFile)
     assert os.lseek(bounded.fileno(), 0, os.SEEK_CUR) == 100  # sendfile starts here
     assert b"".join(body) == DATA[100:200]
     body.close()
     assert bounded.closed
+
+
+@pytest.mark.parametrize(("version", "first", "last", "zero_copy"), [
+    ("20.1.0", 100, 199, False),  # sends from byte 0 whatever the offset (gunicorn #2669)
+    ("20.1.0", 0, 199, True),  # a window that starts at byte 0 is what it sends
+    ("21.2.0", 100, 199, True),
+])
+def test_old_gunicorn_gets_no_window_it_would_send_wrong(
+        data_file: Path, version: str, first: int, last: int, zero_copy: bool) -> None:
+    environ = gunicorn_environ({"Range": f"bytes={first}-{last}"}, version)
+    middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=100)
+    body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert (type(body) is GunicornFileWrapper) is zero_copy
+    assert b"".join(body) == DATA[first:last + 1]
+    body.close()  # type: ignore[attr-defined]
+
+
+def test_unknown_servers_never_get_a_window(data_file: Path) -> None:
+    # wsgiref's wrapper reads to the end of the file, ignoring Content-Length: not proven.
+    environ = environ_for("GET", {"Range": "bytes=100-199"})
+    middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=0)
+    body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert type(body) is not wsgiref.util.FileWrapper
+    assert b"".join(body) == DATA[100:200]
+    body.close()  # type: ignore[attr-defined]
 
 
 def test_ranges_below_the_size_threshold_are_read_directly(data_file: Path) -> None:
@@ -282,9 +316,10 @@ def test_ranges_below_the_size_threshold_are_read_directly(data_file: Path) -> N
 
 
 def test_pass_through_file_keeps_the_servers_wrapper(data_file: Path) -> None:
-    environ = environ_for("GET", {"Range": "bytes=100-199", "If-Range": '"stale"'})
-    body = RangeMiddleware(file_app(data_file))(environ, lambda *a: None)  # type: ignore[arg-type]
-    assert type(body) is wsgiref.util.FileWrapper
+    environ = gunicorn_environ({"Range": "bytes=100-199", "If-Range": '"stale"'})
+    middleware = RangeMiddleware(file_app(data_file), file_wrapper_min_size=0)
+    body = middleware(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert type(body) is GunicornFileWrapper
     assert b"".join(body) == DATA
     body.close()
 
@@ -389,3 +424,203 @@ def test_stacked_middleware_is_idempotent(data_file: Path) -> None:
         if (once.header("Content-Type") or "").startswith("multipart/"):
             continue  # boundaries are random
         assert once.body == twice.body and once.headers == twice.headers
+
+
+# --- PEP 3333 towards the app, in full -------------------------------------------------------
+
+
+class CloseCounter:
+    """A lazy (generator-like) body that calls start_response on first iteration."""
+
+    def __init__(self, start_response: Any, chunks: list[bytes], raises: bool = False) -> None:
+        self.start_response = start_response
+        self.chunks = chunks
+        self.closes = 0
+        self.raises = raises
+        self.started = False
+
+    def __iter__(self) -> CloseCounter:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self.started:
+            self.started = True
+            self.start_response("200 OK", [("Content-Type", "text/plain"),
+                                           ("Content-Length", str(sum(map(len, self.chunks))))])
+        if not self.chunks:
+            raise StopIteration
+        return self.chunks.pop(0)
+
+    def close(self) -> None:
+        self.closes += 1
+        if self.raises:
+            raise RuntimeError("close failed")
+
+
+@pytest.mark.parametrize("value", [None, "bytes=0-0", "bytes=5-"])
+def test_lazy_empty_body_is_closed_once(value: str | None) -> None:
+    # The primed iterator and the result are the same object: once closed twice.
+    bodies: list[CloseCounter] = []
+
+    def app(environ: Any, start_response: Any) -> CloseCounter:
+        bodies.append(CloseCounter(start_response, []))
+        return bodies[-1]
+
+    result = call(RangeMiddleware(app), "GET", {"Range": value} if value else {})
+    assert result.body == b""
+    assert bodies[0].closes == 1
+
+
+def test_416_whose_close_raises_is_closed_once() -> None:
+    bodies: list[CloseCounter] = []
+
+    def app(environ: Any, start_response: Any) -> CloseCounter:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        bodies.append(CloseCounter(lambda *a: None, [b"abc"], raises=True))
+        bodies[-1].started = True
+        return bodies[-1]
+
+    environ = environ_for("GET", {"Range": "bytes=10-"})
+    with pytest.raises(RuntimeError, match="close failed"):
+        RangeMiddleware(app)(environ, lambda *a: None)  # type: ignore[arg-type]
+    assert bodies[0].closes == 1
+
+
+@pytest.mark.parametrize("value", [None, "bytes=0-0"])
+def test_second_start_response_without_exc_info_raises(value: str | None) -> None:
+    # PEP 3333: "it is a fatal error to call start_response without the exc_info argument
+    # if start_response has already been called within the current invocation".
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        start_response("500 Oops", [("Content-Type", "text/plain")])
+        return [b"abc"]
+
+    environ = environ_for("GET", {"Range": value} if value else {})
+    with pytest.raises(RuntimeError, match="start_response"):
+        RangeMiddleware(app)(environ, lambda *a: None)  # type: ignore[arg-type]
+
+
+def test_offered_wrapper_uses_the_block_size() -> None:
+    reads: list[int] = []
+
+    class Recording(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(-1 if size is None else size)
+            return super().read(size)
+
+    def app(environ: Any, start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        wrapper = environ["wsgi.file_wrapper"]
+        sized = wrapper(Recording(DATA), 1000)
+        assert sized.blksize == 1000  # the app's own block size wins
+        return wrapper(Recording(DATA))  # none given: the middleware's block_size
+
+    result = call(RangeMiddleware(app, block_size=3000, file_validators=False), "GET",
+                  {"If-Range": '"stale"', "Range": "bytes=0-0"}, validate=False)
+    assert result.body == DATA
+    assert reads and max(reads) == 3000
+
+
+def test_offered_wrapper_seeks_for_range_aware_apps(tmp_path: Path) -> None:
+    """Werkzeug's send_file(conditional=True) answers ranges itself: with the offered
+    wrapper it seeks to the range instead of reading from byte 0, and what it iterates and
+    closes is the file itself (no server wrapper: cheroot, the Werkzeug server)."""
+    from werkzeug.wrappers import Request as WerkzeugRequest
+    from werkzeug.wsgi import wrap_file
+
+    path = tmp_path / "big.bin"
+    size = 20 * 1024 * 1024
+    with open(path, "wb") as out:
+        out.truncate(size)
+        out.seek(size - 100)
+        out.write(DATA[:100])
+    opened: list[Any] = []
+    reads: list[int] = []
+
+    class Counting(io.FileIO):
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            reads.append(len(data))
+            return data
+
+    def app(environ: Any, start_response: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        opened.append(Counting(path, "rb"))
+        response = Response(wrap_file(environ, opened[-1]), direct_passthrough=True,
+                            mimetype="application/octet-stream")
+        response.make_conditional(WerkzeugRequest(environ), accept_ranges=True,
+                                  complete_length=size)
+        return response(environ, start_response)
+
+    result = call(RangeMiddleware(app), "GET", {"Range": "bytes=-100"},
+                  environ=environ_for("GET", {"Range": "bytes=-100"}, file_wrapper=None),
+                  validate=False)
+    assert result.code == 206 and result.body == DATA[:100]
+    assert sum(reads) == 100  # once: the whole 20 MiB read and dropped
+    assert opened[0].closed  # once: the file of every such 206 left open
+
+
+@pytest.mark.parametrize("value", ["items", "none, bytes", "none", "", "bytes;q=1"])
+def test_accept_ranges_without_bytes_is_untouched(value: str) -> None:
+    # RFC 9110 14.3: the app says which units it accepts; no "bytes", no byte ranges.
+    inner = make_app("list", DATA, headers=[("Content-Type", "text/plain"),
+                                            ("Accept-Ranges", value)])
+    bare = call(inner, "GET", {"Range": "bytes=0-9"})
+    wrapped = call(RangeMiddleware(inner), "GET", {"Range": "bytes=0-9"})
+    assert (wrapped.status, wrapped.headers, wrapped.body) == (bare.status, bare.headers,
+                                                               bare.body)
+
+
+def test_accept_ranges_listing_bytes_is_ranged() -> None:
+    inner = make_app("list", DATA, headers=[("Content-Type", "text/plain"),
+                                            ("Accept-Ranges", "Bytes , other")])
+    result = call(RangeMiddleware(inner), "GET", {"Range": "bytes=0-9"})
+    assert result.code == 206 and result.body == DATA[:10]
+
+
+@pytest.mark.parametrize("kind", ["list", "lazy_generator", "file_wrapper", "raw_file"])
+@pytest.mark.parametrize("value", [None, "bytes=0-9"])
+def test_head_answers_carry_no_content_and_close_the_body_unread(kind: str,
+                                                                  value: str | None) -> None:
+    # RFC 9110 9.3.2; waitress sends whatever body an app returns for HEAD.
+    tracker = Tracker()
+    app = RangeMiddleware(make_app(kind, DATA, tracker=tracker))
+    result = call(app, "HEAD", {"Range": value} if value else {})
+    assert result.code == 200 and result.body == b""
+    assert result.header("Content-Length") == str(len(DATA))
+    assert tracker.closes == 1
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"predicate": 42}, TypeError, "predicate must be a callable"),
+    ({"max_ranges": "10"}, TypeError, "max_ranges must be an int, not str"),
+    ({"max_ranges": True}, TypeError, "max_ranges must be an int, not bool"),
+    ({"block_size": 1.5}, TypeError, "block_size must be an int"),
+    ({"use_file_wrapper": "no"}, TypeError, "use_file_wrapper must be True or False"),
+    ({"conditional": 1}, TypeError, "conditional must be True or False"),
+    ({"file_validators": None}, TypeError, "file_validators must be True or False"),
+    ({"file_wrapper_min_size": -1}, ValueError, "file_wrapper_min_size must not be negative"),
+])
+def test_options_are_checked_when_made(options: dict[str, Any], error: type[Exception],
+                                       message: str) -> None:
+    with pytest.raises(error, match=message):
+        RangeMiddleware(make_app("list", DATA), **options)
+
+
+def test_app_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="WSGI application"):
+        RangeMiddleware("myapp:app")  # type: ignore[arg-type]
+
+
+def test_log_lines_carry_a_short_prefix_of_request_fields(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="rangewsgi")
+    attack = "bytes=" + "0-0," * 2048
+    call(RangeMiddleware(make_app("list", DATA)), "GET", {"Range": attack})
+    call(RangeMiddleware(make_app("list", DATA)),
+         environ=environ_for("GET", {"Range": "bytes=0-0"}, path="/" + "p" * 8000))
+    lines = [r.getMessage() for r in caplog.records if r.name == "rangewsgi"]
+    assert len(lines) == 2
+    assert all(len(line) < 300 for line in lines), [len(line) for line in lines]
+    assert "(8198 chars)" in lines[0] and "(8001 chars)" in lines[1]

@@ -1,0 +1,131 @@
+"""From the inner response to a ``Plan``: the part both adapters (WSGI, ASGI) share.
+
+The adapter finds the file behind the body, if there is one; this module measures it, adds
+validators to a plain file that has none, applies the predicate and calls the pure
+``plan.decide`` (RFC 9110 13.2.2: preconditions, then If-Range and Range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .conditions import file_validators
+from .files import FoundFile, measure
+from .options import check_options
+from .plan import Headers, Kind, Limits, Plan, Request, ResponseFacts, decide, read_headers
+from .sources import RangedSource
+
+__all__ = ["Decision", "Options", "decide_response", "needs_body"]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The middleware's options, checked once when it is made."""
+
+    max_ranges: int = 100
+    max_multipart_excess: int = 4096
+    predicate: Callable[[Any, Headers, int], bool] | None = None
+    use_file_wrapper: bool = True
+    file_wrapper_min_size: int = 32 * 1024
+    block_size: int = 64 * 1024
+    conditional: bool = True
+    file_validators: bool = True
+
+    def __post_init__(self) -> None:
+        check_options(predicate=self.predicate, max_ranges=self.max_ranges,
+                      max_multipart_excess=self.max_multipart_excess,
+                      use_file_wrapper=self.use_file_wrapper,
+                      file_wrapper_min_size=self.file_wrapper_min_size,
+                      block_size=self.block_size, conditional=self.conditional,
+                      file_validators=self.file_validators)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_ranges, self.max_multipart_excess)
+
+
+@dataclass(slots=True)
+class Decision:
+    """The plan, and the file the body comes from when it is read by seeking."""
+
+    plan: Plan
+    found: FoundFile | None = None
+    eof: int | None = None  # the found file's measured end, an absolute position
+    source: RangedSource | None = None
+
+
+def needs_body(request: Request, status: str, headers: Headers, options: Options) -> bool:
+    """Whether the decision waits for the body (a file to find, measure or validate)."""
+    if request.range is not None or request.has_preconditions:
+        return True
+    facts = read_headers(status, headers)
+    if facts is None:
+        return False
+    if facts.length is None:
+        return True
+    return options.file_validators and facts.etag is None and facts.last_modified is None
+
+
+def decide_response(request: Request, status: str, headers: Headers,
+                    found: FoundFile | None, options: Options, context: Any,
+                    source: RangedSource | None = None) -> Decision:
+    """The answer to ``request`` for the inner ``status`` and ``headers``; ``found`` is the
+    file behind the body, or ``source`` the ranged source that is the body, if any;
+    ``context`` (environ or scope) goes to the predicate."""
+    facts = read_headers(status, headers)
+    if facts is None:
+        return Decision(Plan(Kind.PASS, status, headers, reason="not a rangeable 200"))
+    length = facts.length
+    eof = None
+    if source is not None:
+        if length is not None and length != source.size:
+            return Decision(Plan(Kind.PASS, status, headers,
+                                 reason="source size differs from Content-Length"))
+        length = source.size
+        etag, modified = getattr(source, "etag", None), getattr(source, "last_modified", None)
+        if facts.etag is None and facts.last_modified is None and (etag or modified):
+            headers, facts = _with_validators(headers, facts, etag, modified)
+    elif found is not None:
+        measured = measure(found)
+        available = measured.remaining
+        if available is not None:
+            eof = found.base + available
+        if length is None:
+            length = available
+        elif available is not None and available < length:
+            return Decision(Plan(Kind.PASS, status, headers,
+                                 reason="file shorter than Content-Length"))
+        if (options.file_validators and measured.mtime_ns is not None
+                and available is not None and facts.etag is None
+                and facts.last_modified is None):
+            headers, facts = _validated(headers, facts, found.base + available,
+                                        measured.mtime_ns)
+    if length is not None:
+        predicate = options.predicate
+        if predicate is not None and not predicate(context, headers, length):
+            return Decision(Plan(Kind.PASS, status, headers, reason="predicate declined"))
+    decided = decide(request, status, headers, facts, length, options.limits,
+                     options.conditional)
+    return Decision(decided, found, eof, source)
+
+
+def _validated(headers: Headers, facts: ResponseFacts, size: int,
+               mtime_ns: int) -> tuple[Headers, ResponseFacts]:
+    """``headers`` and ``facts`` with a strong ETag and a Last-Modified for a plain file
+    (RFC 9110 8.8.3 and 8.8.2), the same on every machine that has the same file."""
+    etag, last_modified = file_validators(size, mtime_ns)
+    return _with_validators(headers, facts, etag, last_modified)
+
+
+def _with_validators(headers: Headers, facts: ResponseFacts, etag: str | None,
+                     last_modified: str | None) -> tuple[Headers, ResponseFacts]:
+    added = list(headers)
+    if etag:
+        facts.etag = etag
+        added.append(("ETag", etag))
+    if last_modified:
+        facts.last_modified = last_modified
+        added.append(("Last-Modified", last_modified))
+    return added, facts

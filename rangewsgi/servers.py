@@ -1,0 +1,88 @@
+"""Which servers' ``wsgi.file_wrapper`` may be handed a window of a file (zero-copy).
+
+A bounded file handed to a server's wrapper is only right where the server sends from the
+file's *current* offset and stops at ``Content-Length``. Some do not: gunicorn before 21
+sends from byte 0 (it calls ``socket.sendfile(file, count=n)`` without the offset, gunicorn
+#2669, fixed by PR #2687 in 21.0), uWSGI sends from byte 0 (uwsgi #1230), bjoern sends from
+the offset to the end of the file. Everywhere the table below does not prove it, including
+every server it does not know, the middleware reads the range itself: slower, never wrong.
+
+Each row names the source that decides it and the test that proves it
+(``tests/test_server_wrappers.py`` runs the server's wrapper bare; ``tests/test_servers.py``
+traces the sendfile calls through the middleware).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TABLE", "ServerRow", "identify", "zero_copy_proven"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRow:
+    """What is proven of one server's ``wsgi.file_wrapper``."""
+
+    name: str
+    honours_offset: bool  # sends from the file's current offset (else from byte 0)
+    stops_at_length: bool  # sends at most Content-Length bytes (else on to the end of file)
+    evidence: str
+
+    @property
+    def zero_copy(self) -> bool:
+        """Any window of a file is sent exactly."""
+        return self.honours_offset and self.stops_at_length
+
+
+GUNICORN = ServerRow(
+    "gunicorn >= 21", True, True,
+    "gunicorn/http/wsgi.py Response.sendfile: offset = os.lseek(fileno, 0, os.SEEK_CUR); "
+    "sock.sendfile(filelike, offset=offset, count=nbytes) with nbytes = Content-Length "
+    "(PR #2687, 21.0); sync, gthread, gevent and eventlet workers share it")
+GUNICORN_OLD = ServerRow(
+    "gunicorn < 21", False, True,
+    "gunicorn/http/wsgi.py Response.sendfile 20.1.0: sock.sendfile(filelike, count=nbytes) "
+    "without offset sends from byte 0 (gunicorn #2669)")
+MOD_WSGI = ServerRow(
+    "mod_wsgi >= 4", True, True,
+    "mod_wsgi's file wrapper sends from the file's current position, at most Content-Length "
+    "bytes (apr_file_seek with APR_CUR, then the length of the response), embedded and daemon")
+UWSGI = ServerRow(
+    "uWSGI", False, True,
+    "uwsgi_response_sendfile_do(wsgi_req, fd, 0, 0): a wrapped file is sent from byte 0, "
+    "Content-Length bytes (uwsgi #1230)")
+UNKNOWN = ServerRow("unknown", False, False, "not proven: the middleware reads ranges itself")
+
+TABLE: tuple[ServerRow, ...] = (GUNICORN, GUNICORN_OLD, MOD_WSGI, UWSGI, UNKNOWN)
+
+_GUNICORN_SOFTWARE = re.compile(r"gunicorn/(\d+)\.")
+
+
+def _module_of(wrapper: object) -> str:
+    module = getattr(wrapper, "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
+def identify(environ: Mapping[str, Any], wrapper: object) -> ServerRow:
+    """The row for the server that made ``environ`` and offers ``wrapper``."""
+    module = _module_of(wrapper)
+    if module == "gunicorn.http.wsgi":
+        software = environ.get("SERVER_SOFTWARE")
+        match = _GUNICORN_SOFTWARE.match(software) if isinstance(software, str) else None
+        if match is None:
+            return UNKNOWN
+        return GUNICORN if int(match.group(1)) >= 21 else GUNICORN_OLD
+    if "uwsgi.version" in environ:
+        return UWSGI
+    version = environ.get("mod_wsgi.version")
+    if isinstance(version, tuple) and version[:1] >= (4,) and module in ("", "mod_wsgi"):
+        return MOD_WSGI
+    return UNKNOWN
+
+
+def zero_copy_proven(environ: Mapping[str, Any], wrapper: object) -> bool:
+    """True when ``wrapper`` is the server's and sends exactly a bounded file's window."""
+    return wrapper is not None and identify(environ, wrapper).zero_copy
