@@ -252,7 +252,7 @@ def model_preconditions(fields: dict[str, str], etag: str | None) -> str:
             return "412"
     elif "If-Unmodified-Since" in fields:
         when = DATES[fields["If-Unmodified-Since"]]
-        if when is not None and 0 > when:
+        if when is not None and when < 0:
             return "412"
     if "If-None-Match" in fields:
         tags = model_tags(fields["If-None-Match"])

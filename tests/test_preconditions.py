@@ -165,7 +165,7 @@ def test_length_unknown_still_revalidates() -> None:
 def file_app(path: Path, headers: list[tuple[str, str]] | None = None) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", headers or [("Content-Type", "video/mp4")])
-        return environ["wsgi.file_wrapper"](open(path, "rb"))  # noqa: SIM115
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
 
     return app
 
