@@ -170,11 +170,17 @@ def make_django(ranged: bool = True) -> WSGIApp:
         resp["ETag"] = etag_for(path)
         return resp
 
+    def file_response_bare(request: HttpRequest) -> FileResponse:
+        # What Django users write: no ETag, no Last-Modified; the middleware adds both.
+        return FileResponse(open(data_path(), "rb"),  # noqa: SIM115
+                            content_type="application/octet-stream")
+
     def static(request: HttpRequest) -> Any:
         path = data_path()
         return serve(request, path.name, document_root=str(path.parent))
 
-    urlpatterns[:] = [url("file-response", file_response), url("static", static)]
+    urlpatterns[:] = [url("file-response", file_response), url("static", static),
+                      url("file-response-bare", file_response_bare)]
     wsgi = get_wsgi_application()
     return RangeMiddleware(wsgi) if ranged else wsgi
 

@@ -42,7 +42,7 @@ CASES = cases(SIZE)
 # (framework, route) answered 200 by the framework: the middleware makes the ranges.
 RANGED = [
     ("flask", "/response-file"), ("flask", "/response-gen"), ("flask", "/send-file"),
-    ("django", "/file-response"), ("django", "/static"),
+    ("django", "/file-response"), ("django", "/static"), ("django", "/file-response-bare"),
     ("bottle", "/plain-file"),
     ("pyramid", "/file-response-plain"),
     ("falcon", "/stream"),
@@ -190,3 +190,85 @@ def test_self_ranged_over_gunicorn(gunicorn: tuple[Server, Path],
                                     {"Range": f"bytes={first}-{last}"}),
                      data_file[1], first, last)
         client.assert_idle(0.1)
+
+
+# --- revalidation and safe resumption (RFC 9110 13.2.2) ---------------------------------------
+
+# Routes that answer 200 only; with the middleware they answer 304, 412 and If-Range too.
+REVALIDATED = [("flask", "/send-file"), ("django", "/file-response-bare"),
+               ("django", "/file-response"), ("bottle", "/plain-file")]
+# Routes whose framework answers conditional requests itself: untouched.
+SELF_CONDITIONAL = [("flask", "/send-file-conditional"), ("pyramid", "/file-response")]
+
+
+@pytest.mark.parametrize("route", REVALIDATED, ids=ids)
+def test_revalidation_and_resume_in_process(apps: dict[str, tuple[Any, Any]],
+                                            data_file: tuple[Path, bytes],
+                                            route: tuple[str, str]) -> None:
+    ranged, bare = apps[route[0]]
+    data = data_file[1]
+    first = call(ranged, route[1])
+    assert first.status == 200 and first.body == data
+    etag, modified = first.header("ETag"), first.header("Last-Modified")
+    assert etag is not None and etag.startswith('"')  # strong: If-Range can hold
+    # Revalidation: 304, no content (15.4.5).
+    again = call(ranged, route[1], headers={"If-None-Match": etag})
+    assert again.status == 304 and again.body == b"" and again.header("ETag") == etag
+    if modified is not None:
+        assert call(ranged, route[1], headers={"If-Modified-Since": modified}).status == 304
+    # Safe resumption: If-Range with the validator gets the rest; a stale one the whole.
+    rest = call(ranged, route[1], headers={"Range": "bytes=150000-", "If-Range": etag})
+    check_single(rest, data, 150_000, SIZE - 1)
+    stale = call(ranged, route[1], headers={"Range": "bytes=150000-", "If-Range": '"old"'})
+    assert stale.status == 200 and stale.body == data
+    assert call(ranged, route[1], headers={"If-Match": '"old"'}).status == 412
+    # Without the middleware the same requests get the whole file again.
+    assert call(bare, route[1], headers={"If-None-Match": etag}).status == 200
+
+
+def test_django_file_response_gains_validators(apps: dict[str, tuple[Any, Any]]) -> None:
+    ranged, bare = apps["django"]
+    assert call(bare, "/file-response-bare").header("ETag") is None
+    assert call(bare, "/file-response-bare").header("Last-Modified") is None
+    got = call(ranged, "/file-response-bare")
+    assert got.header("ETag") is not None and got.header("Last-Modified") is not None
+
+
+@pytest.mark.parametrize("route", SELF_CONDITIONAL, ids=ids)
+def test_self_conditional_passes_through(apps: dict[str, tuple[Any, Any]],
+                                         route: tuple[str, str]) -> None:
+    ranged, bare = apps[route[0]]
+    etag = call(bare, route[1]).header("ETag")
+    assert etag is not None
+    # With Range too, Werkzeug answers 206 (it evaluates Range before If-None-Match): that is
+    # the app's own answer, and it passes through as it is.
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": etag, "Range": "bytes=0-9"}):
+        with_mw, without = call(ranged, route[1], headers=headers), call(bare, route[1],
+                                                                         headers=headers)
+        assert without.status in (304, 206)
+        assert (with_mw.status, with_mw.headers, with_mw.body) == (
+            without.status, without.headers, without.body)
+
+
+@pytest.mark.parametrize("route", [("flask", "/send-file"), ("django", "/file-response-bare")],
+                         ids=ids)
+def test_revalidation_over_gunicorn(gunicorn: tuple[Server, Path],
+                                    data_file: tuple[Path, bytes],
+                                    route: tuple[str, str]) -> None:
+    """The requests a browser or download manager sends, over a real server, logged."""
+    server, _trace = gunicorn
+    data = data_file[1]
+    url = f"/{route[0]}{route[1]}"
+    with RawClient(server.port) as client:
+        first = client.request(url)
+        assert first.status == 200 and first.body == data
+        etag = first.header("ETag")
+        assert etag is not None
+        assert client.request(url, {"If-None-Match": etag}).status == 304
+        check_single(client.request(url, {"Range": "bytes=100000-", "If-Range": etag}), data,
+                     100_000, SIZE - 1)
+        client.assert_idle(0.1)
+    # gunicorn's access log (status, bytes, Range, request line; sendfile counts 0 bytes).
+    seen = [line.split(" ", 1)[0] for line in server.log().splitlines()
+            if line.endswith(f'"GET {url} HTTP/1.1"')]
+    assert seen[-3:] == ["200", "304", "206"], server.log()[-2000:]
