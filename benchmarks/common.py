@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gunicorn import __version__ as gunicorn_version
 from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from support import header_value, parse_multipart
 
@@ -54,6 +55,8 @@ def base_environ(path: str = "/file.bin") -> dict[str, Any]:
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": GunicornFileWrapper,
+        # What decides zero-copy (rangewsgi/servers.py): the server and its version.
+        "SERVER_SOFTWARE": f"gunicorn/{gunicorn_version}",
     }
 
 

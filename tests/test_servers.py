@@ -99,9 +99,13 @@ def test_ranges(served: Served, body: str, case: str) -> None:
 
 # --- zero-copy --------------------------------------------------------------------------------
 
-# Servers that send wsgi.file_wrapper bodies with sendfile(2) (mod_wsgi with EnableSendfile and
-# WSGIEnableSendfile on, as in server_configs/apache2.conf.in).
-ZERO_COPY = ["gunicorn-sync", "gunicorn-gthread", "mod_wsgi"]
+# Servers whose wsgi.file_wrapper is proven (tests/test_server_wrappers.py) to send a file from
+# its current position, at most Content-Length bytes, with sendfile(2): gunicorn >= 21 with
+# its sync and gthread workers, mod_wsgi (EnableSendfile and WSGIEnableSendfile on, as in
+# server_configs/apache2.conf.in) in embedded and daemon mode (there the daemon process calls
+# sendfile onto its socket to Apache). gunicorn's gevent worker and waitress honour position
+# and length too, but read and send: nothing to trace.
+ZERO_COPY = ["gunicorn-sync", "gunicorn-gthread", "mod_wsgi", "mod_wsgi-daemon"]
 
 
 def new_sendfile_calls(trace: Path, seen: int, count: int) -> list[tuple[int, int, int]]:
@@ -177,5 +181,61 @@ def test_uwsgi_file_ranges_at_offsets(workdir: Path) -> None:
             client.assert_idle(0.1)
         calls = new_sendfile_calls(trace, 0, size)
         assert calls and calls[0][:2] == (0, size), calls
+    finally:
+        server.stop()
+
+
+# --- servers whose wrapper must not be handed a window of a file ------------------------------
+
+def large_ranges(size: int) -> list[tuple[int, int]]:
+    """Single ranges longer than file_wrapper_min_size (32 KiB); all but one end before the
+    end of the file, where a wrapper that sends to EOF would overrun."""
+    return [(100_000, 299_999), (1, 65_537), (size - 70_000, size - 1), (size // 2, size - 2)]
+
+
+def test_debian_gunicorn_ranges_are_read_not_sendfile(workdir: Path) -> None:
+    """Debian 12's gunicorn 20.1.0 sends a wrapped file from byte 0 whatever its offset
+    (``socket.sendfile(file, count=n)``, no offset): a single range of a file must arrive
+    byte-exact, so the middleware reads it itself there and no sendfile(2) happens; a
+    whole-file 200 (the application's own answer) keeps gunicorn's sendfile."""
+    sub = workdir / "gunicorn20-ranges"
+    sub.mkdir()
+    sub.chmod(0o755)
+    path, data = write_file(sub, 600_001, "big.bin")
+    trace = sub / "trace.txt"
+    server = launch("gunicorn20-sync", free_port(), sub, path, strace=trace)
+    try:
+        for first, last in large_ranges(len(data)):
+            with RawClient(server.port) as client:  # gunicorn's sync worker closes each time
+                resp = client.request("/file", {"Range": f"bytes={first}-{last}"})
+                check_single(resp, data, first, last)
+                client.assert_idle(0.1)
+        time.sleep(0.3)  # strace writes a call's line once it has returned
+        assert sendfile_calls(trace.read_text()) == [], trace.read_text()[-2000:]
+        with RawClient(server.port) as client:
+            check_full(client.request("/file"), data)
+        calls = new_sendfile_calls(trace, 0, len(data))
+        assert calls and calls[0][:2] == (0, len(data)), calls
+    finally:
+        server.stop()
+
+
+def test_bjoern_ranges_stop_at_their_end(workdir: Path) -> None:
+    """bjoern sends a wrapped file from its offset to the end of the file, ignoring
+    Content-Length: a single range must still carry exactly its bytes, and the next request on
+    the same keep-alive connection must get a clean answer."""
+    sub = workdir / "bjoern-ranges"
+    sub.mkdir()
+    sub.chmod(0o755)
+    path, data = write_file(sub, 600_001, "big.bin")
+    server = launch("bjoern", free_port(), sub, path)
+    try:
+        with RawClient(server.port) as client:
+            for first, last in large_ranges(len(data)):
+                resp = client.request("/file", {"Range": f"bytes={first}-{last}"})
+                check_single(resp, data, first, last)
+                check_single(client.request("/file", {"Range": "bytes=1-2"}), data, 1, 2)
+            check_full(client.request("/file"), data)
+            client.assert_idle(0.1)
     finally:
         server.stop()
