@@ -8,27 +8,32 @@ comes from the middleware.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import importlib
+import io
 import logging
 import math
 import mimetypes
 import os
+import signal
 import sys
 import tempfile
 import threading
 import wave
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote, unquote
+from types import FrameType
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
+from urllib.parse import quote
 
 from werkzeug.http import http_date
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .middleware import RangeMiddleware
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["main", "make_directory_app", "serve"]
@@ -55,26 +60,45 @@ def _page(title: str, body: str) -> bytes:
     ).encode()
 
 
-def _listing(root: Path, directory: Path, url_path: str) -> bytes:
+def _text_path(wsgi_path: str) -> str:
+    """A PEP 3333 path (already percent-decoded, bytes as latin-1) as text, decoded once."""
+    return wsgi_path.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def _url_path(text: str) -> str:
+    """``text`` percent-encoded for a URL path: what ``_text_path`` decodes back to ``text``."""
+    return quote(text.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def _shown(text: str) -> str:
+    """``text`` for a page: bytes that are not UTF-8 in a file name become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _listing(root: Path, directory: Path, base: str) -> bytes:
+    """The index page of ``directory``; ``base`` is its URL path as text, ending in ``/``."""
     items = []
-    base = url_path if url_path.endswith("/") else url_path + "/"
     if directory != root:
         items.append('<li><a href="../">../</a></li>')
     for entry in sorted(directory.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower())):
-        name = entry.name + ("/" if entry.is_dir() else "")
-        href = html.escape(base + quote(name))
-        label = html.escape(name)
+        try:
+            is_file = entry.is_file()
+            name = entry.name + ("/" if entry.is_dir() else "")
+            size = f" <small>({entry.stat().st_size:,} bytes)</small>" if is_file else ""
+        except OSError:  # gone or unreadable since iterdir()
+            continue
+        href = html.escape(_url_path(base + name))
+        label = html.escape(_shown(name))
         suffix = entry.suffix.lower()
         player = ""
-        if entry.is_file() and suffix in _VIDEO:
+        if is_file and suffix in _VIDEO:
             player = f'<br><video controls preload="metadata" src="{href}"></video>'
-        elif entry.is_file() and suffix in _AUDIO:
+        elif is_file and suffix in _AUDIO:
             player = f'<br><audio controls preload="metadata" src="{href}"></audio>'
-        size = f" <small>({entry.stat().st_size:,} bytes)</small>" if entry.is_file() else ""
         items.append(f'<li><a href="{href}">{label}</a>{size}{player}</li>')
     note = ("<p>Served by a range-unaware file app. Seek in a player: the server log shows "
             "each <code>Range</code> request and its status.</p>")
-    return _page(f"Index of {url_path}", note + "<ul>" + "".join(items) + "</ul>")
+    return _page(f"Index of {_shown(base)}", note + "<ul>" + "".join(items) + "</ul>")
 
 
 def make_directory_app(root: str | os.PathLike[str]) -> WSGIApplication:
@@ -87,23 +111,43 @@ def make_directory_app(root: str | os.PathLike[str]) -> WSGIApplication:
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"),
                                                       ("Content-Length", "0")])
             return []
-        url_path = unquote(environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8",
-                                                                                   "replace"))
-        target = (top / url_path.lstrip("/")).resolve()
-        if target != top and top not in target.parents:
+        try:
+            url_path = _text_path(environ.get("PATH_INFO", ""))
+            prefix = _text_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        except UnicodeEncodeError:  # not a PEP 3333 string
+            return _error(start_response, "400 Bad Request")
+        if "\0" in url_path:
+            return _error(start_response, "400 Bad Request")
+        relative = url_path.lstrip("/")
+        try:
+            target = (top / relative).resolve()
+            if target != top and top not in target.parents:
+                return _error(start_response, "404 Not Found")
+            is_dir = target.is_dir()
+        except (OSError, ValueError):  # a name too long, a loop of links, ...
             return _error(start_response, "404 Not Found")
-        if target.is_dir():
+        # One leading slash only: "//name/" in a Location or link would name another host.
+        base = f"{prefix}/{relative}"
+        if is_dir:
             if not url_path.endswith("/"):
+                location = _url_path(base if base.endswith("/") else base + "/")
                 start_response("301 Moved Permanently",
-                               [("Location", quote(url_path + "/")), ("Content-Length", "0")])
+                               [("Location", location), ("Content-Length", "0")])
                 return []
-            page = _listing(top, target, url_path)
+            try:
+                page = _listing(top, target, base)
+            except OSError:
+                return _error(start_response, "404 Not Found")
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                                       ("Content-Length", str(len(page)))])
             return [page] if method == "GET" else []
-        if not target.is_file():
+        try:
+            if not target.is_file():  # also no FIFO or device: opening one could block
+                return _error(start_response, "404 Not Found")
+            file = open(target, "rb")  # noqa: SIM115 - closed by the server through the wrapper
+        except OSError:
             return _error(start_response, "404 Not Found")
-        info = target.stat()
+        info = os.fstat(file.fileno())
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         start_response("200 OK", [
             ("Content-Type", content_type),
@@ -113,8 +157,8 @@ def make_directory_app(root: str | os.PathLike[str]) -> WSGIApplication:
             ("Cache-Control", "no-cache"),
         ])
         if method == "HEAD":
+            file.close()
             return []
-        file = open(target, "rb")  # noqa: SIM115 - closed by the server through the wrapper
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return cast("Iterable[bytes]", wrapper(file, _BLOCK))
@@ -135,22 +179,263 @@ def _error(start_response: StartResponse, status: str) -> list[bytes]:
     return [body]
 
 
-def _logged(app: WSGIApplication) -> WSGIApplication:
-    """Print one line per request: method, path, Range header and the status answered."""
+_EXCHANGE_KEY = "rangewsgi.demo.exchange"
+_CONTROLS = str.maketrans({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+                         | {ord("\\"): "\\\\"})
 
-    def logging_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        def logging_start(status: str, headers: list[tuple[str, str]],
-                          exc_info: Any = None) -> Any:
-            line = (f'{environ["REQUEST_METHOD"]} {environ.get("PATH_INFO", "")} '
-                    f'Range={environ.get("HTTP_RANGE", "-")} -> {status.split(" ")[0]}\n')
-            with _LOG_LOCK:  # one whole line per request, even from concurrent threads
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            return start_response(status, headers, exc_info)
 
-        return app(environ, logging_start)
+def _for_log(text: str) -> str:
+    """``text`` kept on one ASCII log line: control and non-ASCII characters escaped."""
+    return text.translate(_CONTROLS).encode("ascii", "backslashreplace").decode("ascii")
 
-    return logging_app
+
+def _describe(error: BaseException) -> str:
+    """An exception as ``Type: message``, short enough for a log line."""
+    message = str(error)
+    return type(error).__name__ + (f": {message[:200]}" if message else "")
+
+
+class _Exchange:
+    """What the client of one request was really sent, as the bytes went onto the socket."""
+
+    # The log line is written once this is final: as soon as the last byte the response's
+    # framing calls for is sent, or else when the server is done with the request (the
+    # application raised, the client went away, the body was cut short).
+
+    def __init__(self, method: str, target: str, range_header: str,
+                 emit: Callable[[str], None]) -> None:
+        self.method = method
+        self.target = target
+        self.range = range_header
+        self.emit = emit
+        self.logged = False
+        self.status: int | None = None
+        self.length: int | None = None  # the Content-Length sent, when the body must match it
+        self.chunked = False
+        self.in_body = False
+        self.body = 0
+        self.error: str | None = None  # the application raised (calling, iterating, closing)
+        self.gone: str | None = None  # a write to the client failed
+        self._left = 0  # chunked framing: payload bytes left in the current chunk ...
+        self._skip = 0  # ... the CRLF after it still to come ...
+        self._size = b""  # ... and the chunk-size line read so far
+        self._last_chunk = False
+
+    def header(self, name: str, value: str) -> None:
+        """Note a header of the response as it is sent."""
+        name = name.lower()
+        if name == "transfer-encoding":
+            self.chunked = "chunked" in value.lower()
+        elif (name == "content-length" and value.strip().isdigit() and self.method != "HEAD"
+              and self.status not in (204, 304)):
+            self.length = int(value)
+
+    def headers_sent(self) -> None:
+        """The status line and headers are out: the body starts."""
+        if self.status is not None:
+            self.in_body = True
+            self._finish_if_complete()
+
+    def sent(self, data: ReadableBuffer) -> None:
+        """Count the body bytes among ``data``, just written to the socket."""
+        if not self.in_body or self.logged:
+            return
+        if self.chunked:
+            self._unchunk(bytes(data))
+        else:
+            self.body += memoryview(data).nbytes
+        self._finish_if_complete()
+
+    def _unchunk(self, raw: bytes) -> None:
+        """Count the payload bytes of chunked framing."""
+        i = 0
+        while i < len(raw) and not self._last_chunk:
+            if self._left:  # payload
+                step = min(self._left, len(raw) - i)
+                self.body += step
+                self._left -= step
+                self._skip = 0 if self._left else 2
+            elif self._skip:  # the CRLF after a chunk's payload
+                step = min(self._skip, len(raw) - i)
+                self._skip -= step
+            else:  # a chunk-size line
+                line_end = raw.find(b"\n", i)
+                if line_end < 0:
+                    self._size += raw[i:]
+                    break
+                size, self._size = self._size + raw[i:line_end], b""
+                step = line_end + 1 - i
+                try:
+                    self._left = int(size.split(b";")[0], 16)
+                except ValueError:
+                    self._left = 0
+                self._last_chunk = not self._left
+            i += step
+
+    def _finish_if_complete(self) -> None:
+        if self.length is not None:
+            complete = self.body >= self.length
+        elif self.chunked:
+            complete = self._last_chunk
+        else:  # no body, or one that only the end of the connection ends
+            complete = self.method == "HEAD" or self.status in (204, 304)
+        if complete:
+            self.finish()
+
+    def finish(self) -> None:
+        """Write the log line, once."""
+        if not self.logged:
+            self.logged = True
+            self.emit(self.line())
+
+    def line(self) -> str:
+        """The log line: request, then the status, body bytes and outcome actually sent."""
+        sent = f"{self.body} bytes"
+        if self.length is not None and self.body != self.length:
+            sent = f"{self.body} of {self.length} bytes"
+        elif self.chunked and not self._last_chunk:
+            sent = f"{self.body} bytes, no last chunk"
+        outcome = ""
+        if self.error is not None:
+            outcome = f", aborted: {self.error}"
+        elif self.gone is not None:
+            outcome = f", aborted: client went away ({self.gone})"
+        status = "-" if self.status is None else str(self.status)
+        return _for_log(f"{self.method} {self.target} Range={self.range} -> {status} "
+                        f"{sent}{outcome}") + "\n"
+
+
+class _CountingWriter(io.BufferedIOBase):
+    """The socket's writer, telling the current exchange what was written and what failed."""
+
+    def __init__(self, raw: io.BufferedIOBase, handler: _LoggingHandler) -> None:
+        super().__init__()
+        self.raw = raw
+        self.handler = handler
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        exchange = self.handler.exchange
+        try:
+            written = self.raw.write(data)
+        except OSError as error:
+            if exchange is not None and exchange.gone is None:
+                exchange.gone = _describe(error)
+            raise
+        if exchange is not None:
+            exchange.sent(data)
+        return written
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes, while the socket's writer is still open
+        finally:
+            self.raw.close()
+
+
+class _LoggingHandler(WSGIRequestHandler):
+    """werkzeug's request handler, logging one line per request with what was really sent."""
+
+    log_stream: ClassVar[TextIO] = sys.stderr
+    exchange: _Exchange | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self.wfile = _CountingWriter(self.wfile, self)
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        environ[_EXCHANGE_KEY] = self.exchange
+        return environ
+
+    def run_wsgi(self) -> None:
+        self.exchange = exchange = _Exchange(
+            self.command, self.path, ", ".join(self.headers.get_all("Range", [])) or "-",
+            self._log_line)
+        try:
+            super().run_wsgi()
+        finally:
+            self.exchange = None
+            exchange.finish()
+
+    def _log_line(self, line: str) -> None:
+        with _LOG_LOCK:  # one whole line per request, even from concurrent threads
+            self.log_stream.write(line)
+            self.log_stream.flush()
+
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        if self.exchange is not None and code >= 200:
+            self.exchange.status = code
+        super().send_response_only(code, message)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if self.exchange is not None and not self.exchange.in_body:
+            self.exchange.header(keyword, value)
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        super().end_headers()
+        if self.exchange is not None:
+            self.exchange.headers_sent()
+
+
+def _watched(app: WSGIApplication) -> WSGIApplication:
+    """``app``, noting in the request's exchange any exception it raises."""
+
+    def watching_app(environ: WSGIEnvironment,
+                     start_response: StartResponse) -> Iterable[bytes]:
+        exchange: _Exchange | None = environ.get(_EXCHANGE_KEY)
+        if exchange is None:
+            return app(environ, start_response)
+        try:
+            return _WatchedBody(app(environ, start_response), exchange)
+        except Exception as error:
+            exchange.error = _describe(error)
+            raise
+
+    return watching_app
+
+
+class _WatchedBody:
+    """A response body passed through, noting an exception raised by iterating or closing it."""
+
+    def __init__(self, body: Iterable[bytes], exchange: _Exchange) -> None:
+        self.body = body
+        self.exchange = exchange
+        self.iterator: Iterator[bytes] | None = None
+
+    def __iter__(self) -> _WatchedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            if self.iterator is None:
+                self.iterator = iter(self.body)
+            return next(self.iterator)
+        except StopIteration:
+            raise
+        except Exception as error:
+            self.exchange.error = _describe(error)
+            raise
+
+    def close(self) -> None:
+        close: Callable[[], object] | None = getattr(self.body, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception as error:
+            if self.exchange.error is None:
+                self.exchange.error = _describe(error)
+            raise
 
 
 def write_sample(directory: Path, minutes: int = 10) -> Path:
@@ -180,9 +465,21 @@ def _import_app(spec: str) -> WSGIApplication:
     return cast("WSGIApplication", obj)
 
 
-def serve(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8000, *,
+          log: TextIO | None = None) -> None:
     """Serve ``app`` on werkzeug's threaded server until interrupted; print the URL."""
-    server = make_server(host, port, app, threaded=True)
+    # With ``log``, one line per request goes to it: method, request target, Range header,
+    # then what the client was really sent: status, body bytes, and why it was cut short.
+    handler: type[WSGIRequestHandler] | None = None
+    if log is not None:
+        stream: TextIO = log
+
+        class Handler(_LoggingHandler):
+            log_stream = stream
+
+        handler = Handler
+        app = _watched(app)
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
     shown = f"[{host}]" if ":" in host else host
     print(f"rangewsgi demo serving on http://{shown}:{server.server_port}/", flush=True)
     try:
@@ -193,9 +490,38 @@ def serve(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8000) -> No
         server.server_close()
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    """Exit as a signal's default action would, but through ``finally`` blocks."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_exit() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP exit through ``finally`` blocks, as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in caught}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _prog() -> str | None:
+    """``python -m rangewsgi`` when run so; else None: argparse names the script run."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name == f"{__package__}.__main__":
+        return f"python -m {__package__}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """The command line: serve a directory, a module:app or ``--sample`` until interrupted."""
     parser = argparse.ArgumentParser(
-        prog="python -m rangewsgi",
+        prog=_prog(),
         description="Serve a directory (through a range-unaware file app) or any WSGI app "
                     "(module:attribute) wrapped in RangeMiddleware.")
     parser.add_argument("target", nargs="?", default=".",
@@ -208,19 +534,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="serve without the middleware, to see what clients do without it")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     parser.add_argument("--sample", action="store_true",
-                        help="serve a generated 10-minute WAV tone sweep (no target needed)")
+                        help="serve a generated 10-minute WAV tone sweep (no target needed); "
+                             "it is deleted on exit")
     args = parser.parse_args(argv)
-    if args.sample:
-        args.target = tempfile.mkdtemp(prefix="rangewsgi-sample-")
-        write_sample(Path(args.target))
-    if ":" in args.target and not Path(args.target).is_dir():
-        sys.path.insert(0, os.getcwd())
-        inner = _import_app(args.target)
-    elif Path(args.target).is_dir():
-        inner = make_directory_app(args.target)
-    else:
-        parser.error(f"{args.target!r} is neither a directory nor module:app")
-    app = inner if args.no_ranges else RangeMiddleware(inner, max_ranges=args.max_ranges)
-    # The request log below replaces werkzeug's own access log (it also shows Range).
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    serve(app if args.quiet else _logged(app), args.host, args.port)
+    with _signals_exit(), contextlib.ExitStack() as cleanup, \
+            contextlib.suppress(KeyboardInterrupt):
+        if args.sample:
+            args.target = cleanup.enter_context(tempfile.TemporaryDirectory(
+                prefix="rangewsgi-sample-", ignore_cleanup_errors=True))
+            write_sample(Path(args.target))
+        if ":" in args.target and not Path(args.target).is_dir():
+            sys.path.insert(0, os.getcwd())
+            inner = _import_app(args.target)
+        elif Path(args.target).is_dir():
+            inner = make_directory_app(args.target)
+        else:
+            parser.error(f"{args.target!r} is neither a directory nor module:app")
+        app = inner if args.no_ranges else RangeMiddleware(inner, max_ranges=args.max_ranges)
+        # The request log replaces werkzeug's own access log (it also shows Range).
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        serve(app, args.host, args.port, log=None if args.quiet else sys.stderr)

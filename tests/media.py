@@ -16,7 +16,9 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -188,5 +190,20 @@ def start_demo(root: Path, log_path: Path, *, ranges: bool = True) -> Server:
 
 
 def requests_for(server: Server, path: str) -> list[LoggedRequest]:
-    """The logged requests for ``path``, oldest first."""
+    """The logged requests for ``path``, in the order they ended."""
     return [r for r in parse_log(server.log()) if r.path.split("?")[0] == path]
+
+
+def wait_logged(server: Server, path: str, match: Callable[[LoggedRequest], bool],
+                timeout: float = 10.0) -> list[LoggedRequest]:
+    """The logged requests for ``path`` that ``match``, once there is one (bounded wait).
+
+    The demo logs a request when its response has ended, with the bytes it sent, so a
+    media request the browser keeps open appears only when the browser lets it go.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in requests_for(server, path) if match(r)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import html
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import RawClient, Server, free_port, start_server
+from support import HOST, ROOT, RawClient, Server, free_port, start_server
 
 DATA = bytes(range(256)) * 1000
 
@@ -66,7 +74,7 @@ def test_ranges_come_from_the_middleware(server: Server) -> None:
     assert body == DATA[:2]
     status, headers, body = get(server, "/clip.webm", method="HEAD")
     assert status == 200 and headers["accept-ranges"] == "bytes" and body == b""
-    assert "GET /clip.webm Range=bytes=1000-1999 -> 206" in server.log()
+    wait_logged(server, "GET /clip.webm Range=bytes=1000-1999 -> 206 1000 bytes\n")
 
 
 def test_bad_paths(server: Server) -> None:
@@ -102,3 +110,343 @@ def test_sample_media(tmp_path: Path) -> None:
         assert int(headers["content-range"].rpartition("/")[2]) == 44 + 10 * 60 * 8000 * 2
     finally:
         srv.stop()
+
+
+# --- the request log: what the client was really sent ----------------------------------------
+
+FAULTY_APP = """\
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/early":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+        return fail_at(0, 100)
+    if path == "/late":
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", "100000")])
+        return fail_at(40000, 100000)
+    if path == "/chunked":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"abc", b"", b"defg"]
+    if path == "/endless":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(1 << 30))])
+        return (bytes(65536) for _ in range((1 << 30) // 65536))
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
+
+
+def fail_at(good, total):
+    if good:
+        yield b"x" * good
+    raise RuntimeError(f"failed after {good} of {total} bytes")
+"""
+
+
+def wait_logged(server: Server, pattern: str | re.Pattern[str],
+                timeout: float = 10.0) -> re.Match[str]:
+    """The first log match of ``pattern`` (a literal, or a compiled regex), waited for."""
+    regex = re.compile(re.escape(pattern)) if isinstance(pattern, str) else pattern
+    deadline = time.monotonic() + timeout
+    while not (match := regex.search(server.log())):
+        assert time.monotonic() < deadline, f"{pattern!r} not logged:\n{server.log()[-3000:]}"
+        time.sleep(0.02)
+    return match
+
+
+def read_until_closed(port: int, target: str, headers: str = "") -> tuple[int, bytes]:
+    """Status and body of one request read to the end of the connection, however cut."""
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\n{headers}\r\n".encode())
+        data = b""
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("faulty")
+    (root / "faulty.py").write_text(FAULTY_APP)
+    srv = demo(["faulty:application"], root, root / "demo.log")
+    yield srv
+    srv.stop()
+
+
+def test_log_counts_the_body_bytes_sent(server: Server, faulty: Server) -> None:
+    assert get(server, "/clip.webm")[2] == DATA
+    assert get(server, "/clip.webm", {"Range": "bytes=-10"})[2] == DATA[-10:]
+    assert get(server, "/clip.webm", method="HEAD")[2] == b""
+    assert get(server, "/sub")[0] == 301
+    wait_logged(server, f"GET /clip.webm Range=- -> 200 {len(DATA)} bytes\n")
+    wait_logged(server, "GET /clip.webm Range=bytes=-10 -> 206 10 bytes\n")
+    wait_logged(server, "HEAD /clip.webm Range=- -> 200 0 bytes\n")
+    wait_logged(server, "GET /sub Range=- -> 301 0 bytes\n")
+    # Chunked on the wire (no Content-Length): the payload is counted, not the framing.
+    status, headers, body = get(faulty, "/chunked")
+    assert (status, headers["transfer-encoding"], body) == (200, "chunked", b"abcdefg")
+    wait_logged(faulty, "GET /chunked Range=- -> 200 7 bytes\n")
+
+
+def test_log_shows_the_500_sent_for_an_early_failure(faulty: Server) -> None:
+    for headers in ({}, {"Range": "bytes=0-9"}):
+        status, _, body = get(faulty, "/early", headers)
+        assert status == 500 and b"Internal Server Error" in body
+        logged = f"GET /early Range={headers.get('Range', '-')} -> "
+        wait_logged(faulty, f"{logged}500 {len(body)} bytes, aborted: RuntimeError: "
+                            "failed after 0 of 100 bytes\n")
+    assert "/early Range=- -> 200" not in faulty.log()
+    assert "/early Range=bytes=0-9 -> 206" not in faulty.log()
+
+
+def test_log_shows_a_body_cut_by_an_exception(faulty: Server) -> None:
+    status, body = read_until_closed(faulty.port, "/late")
+    assert status == 200 and body == b"x" * 40000
+    wait_logged(faulty, "GET /late Range=- -> 200 40000 of 100000 bytes, aborted: "
+                        "RuntimeError: failed after 40000 of 100000 bytes\n")
+    # A range that ends before the failure is whole.
+    status, body = read_until_closed(faulty.port, "/late", "Range: bytes=100-199\r\n")
+    assert status == 206 and body == b"x" * 100
+    wait_logged(faulty, "GET /late Range=bytes=100-199 -> 206 100 bytes\n")
+
+
+def test_log_shows_a_client_that_went_away(faulty: Server) -> None:
+    with socket.create_connection((HOST, faulty.port), timeout=10) as sock:
+        sock.sendall(f"GET /endless HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while len(data) < 200_000:
+            data += sock.recv(1 << 16)
+        assert data.startswith(b"HTTP/1.1 200 ")
+        received = len(data.partition(b"\r\n\r\n")[2])
+        # Close with a reset, not a FIN: the server's next write fails at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    match = wait_logged(faulty, re.compile(
+        r"GET /endless Range=- -> 200 (\d+) of 1073741824 bytes, "
+        r"aborted: client went away \((BrokenPipeError|ConnectionResetError)"))
+    assert received <= int(match[1]) < 1 << 30
+
+
+def test_log_lines_are_whole_under_concurrency(server: Server) -> None:
+    clients = [RawClient(server.port) for _ in range(8)]
+    try:
+        for i, client in enumerate(clients):
+            client.sock.sendall(f"GET /clip.webm?n={i} HTTP/1.1\r\nHost: x\r\n"
+                                f"Range: bytes={i}-{i}\r\n\r\n".encode())
+        for i, client in enumerate(clients):
+            assert client.read_response().body == DATA[i:i + 1]
+    finally:
+        for client in clients:
+            client.close()
+    for i in range(8):
+        wait_logged(server, f"\nGET /clip.webm?n={i} Range=bytes={i}-{i} -> 206 1 bytes\n")
+
+
+def test_log_escapes_control_characters(server: Server) -> None:
+    """A request cannot write terminal escapes or a second line into the log."""
+    with RawClient(server.port) as client:
+        resp = client.request("/\x1b[2J\x7f%0d%0a\xff", {"Range": "bytes=0-0\x1b[31m"})
+        assert (resp.status, resp.body) == (404, b"404 Not Found\n")
+    wait_logged(server, "\nGET /\\x1b[2J\\x7f%0d%0a\\xff Range=bytes=0-0\\x1b[31m -> 404 "
+                        "14 bytes\n")
+    assert "\x1b" not in server.log()
+
+
+# --- --sample: its folder goes on exit ---------------------------------------------------------
+
+def sample_dirs(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("rangewsgi-sample-*"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_sample_folder_is_removed_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    srv = start_server([sys.executable, "-m", "rangewsgi", "--sample", "--port", str(port)],
+                       port, cwd=tmp_path, log_path=tmp_path / "demo.log",
+                       env={"TMPDIR": str(tmp)})
+    try:
+        [folder] = sample_dirs(tmp)
+        assert (folder / "sweep.wav").stat().st_size == 44 + 10 * 60 * 8000 * 2
+        assert get(srv, "/sweep.wav", {"Range": "bytes=0-3"})[2] == b"RIFF"
+    finally:
+        srv.stop(sig)
+    assert srv.proc.returncode == (0 if sig == signal.SIGINT else 128 + sig), srv.log()
+    assert sample_dirs(tmp) == [], srv.log()
+    assert "Traceback" not in srv.log()
+
+
+def test_sample_folder_is_removed_when_serving_fails(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "rangewsgi", "--sample", "--port",
+                               str(port)], cwd=tmp_path, capture_output=True, timeout=60,
+                              env={**os.environ, "TMPDIR": str(tmp),
+                                   "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 1, done.stderr
+    assert f"Port {port} is in use".encode() in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert sample_dirs(tmp) == []
+
+
+# --- names: PATH_INFO decoded once, links encoded once -----------------------------------------
+
+NAMES = {
+    "a%41.txt": b"percent-four-one",
+    "aA.txt": b"plain aA",
+    "my song.txt": b"space",
+    "50% off.txt": b"percent",
+    "c#sharp.txt": b"hash",
+    "what?.txt": b"question",
+    "+plus.txt": b"plus",
+    "na\u00efve \u65e5\u672c.txt": b"non-ASCII",
+    "tag<b>&\"q'.txt": b"markup",
+    "dir %25 #?\u00e9/inner %2F file.txt": b"inner, with a literal %2F",
+    "dir %25 #?\u00e9/x%2e%2e.txt": b"dots spelled with %2e",
+}
+
+
+@pytest.fixture(scope="module")
+def names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("names")
+    for name, data in NAMES.items():
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).write_bytes(data)
+    srv = demo([str(root)], root, tmp_path_factory.mktemp("log") / "names.log")
+    yield srv
+    srv.stop()
+
+
+def links(page: bytes) -> dict[str, str]:
+    """The listing's links: label (as shown) -> href (as in the page, unescaped)."""
+    return {html.unescape(label): html.unescape(href) for href, label in
+            re.findall(r'<a href="([^"]*)">([^<]*)</a>', page.decode())}
+
+
+def test_path_info_is_decoded_once(names: Server) -> None:
+    assert get(names, "/a%2541.txt")[2] == b"percent-four-one"
+    assert get(names, "/aA.txt")[2] == b"plain aA"
+    assert get(names, "/a%41.txt")[2] == b"plain aA"  # the client's %41 is an "A"
+    assert get(names, "/50%25%20off.txt")[2] == b"percent"
+    assert get(names, "/%2Bplus.txt")[2] == get(names, "/+plus.txt")[2] == b"plus"
+    assert get(names, "/dir%20%2525%20%23%3F%C3%A9/x%252e%252e.txt")[2] == b"dots spelled " \
+                                                                             b"with %2e"
+    assert get(names, "/dir%20%2525%20%23%3F%C3%A9/x...txt")[0] == 404
+
+
+def test_listing_links_lead_to_each_file(names: Server) -> None:
+    """Every name in the listings, followed by its link over the socket, gives its bytes."""
+    status, _, page = get(names, "/")
+    assert status == 200
+    found = links(page)
+    top = {name.split("/")[0] + ("/" if "/" in name else "") for name in NAMES}
+    assert set(found) == top, found
+    for label, href in found.items():
+        assert re.fullmatch(r"/[A-Za-z0-9%._~/-]*", href), href  # every other byte encoded
+        status, _, body = get(names, href)
+        assert status == 200, (label, href)
+        if label.endswith("/"):
+            inner = links(body)
+            assert inner.pop("../") == "../"
+            assert {label + name for name in inner} == {n for n in NAMES if "/" in n}
+            for name, inner_href in inner.items():
+                assert inner_href.startswith(href)
+                assert get(names, inner_href)[2] == NAMES[label + name], inner_href
+        else:
+            assert body == NAMES[label], (label, href)
+    assert ">na\u00efve \u65e5\u672c.txt</a>".encode() in page
+    assert b">tag&lt;b&gt;&amp;&quot;q&#x27;.txt</a>" in page
+
+
+def test_directory_redirect_keeps_the_encoding(names: Server) -> None:
+    status, headers, _ = get(names, "/dir%20%2525%20%23%3F%C3%A9")
+    assert (status, headers["location"]) == (301, "/dir%20%2525%20%23%3F%C3%A9/")
+    status, _, page = get(names, headers["location"])
+    assert status == 200 and "inner %2F file.txt" in links(page)
+    # "//name" would be a link to another host: one leading slash is kept.
+    status, headers, _ = get(names, "/%2Fdir%20%2525%20%23%3F%C3%A9")
+    assert (status, headers["location"]) == (301, "/dir%20%2525%20%23%3F%C3%A9/")
+    status, _, page = get(names, "//dir%20%2525%20%23%3F%C3%A9/")
+    assert status == 200
+    assert all(href.startswith(("/dir", "../")) for href in links(page).values())
+
+
+# --- traversal: nothing outside the served directory --------------------------------------------
+
+SECRET = b"TOP SECRET, outside the served directory"
+
+
+@pytest.fixture(scope="module")
+def jail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    base = tmp_path_factory.mktemp("jail")
+    (base / "secret.txt").write_bytes(SECRET)
+    root = base / "served"
+    (root / "sub").mkdir(parents=True)
+    (root / "inside.txt").write_bytes(b"inside")
+    (root / "leak.txt").symlink_to(base / "secret.txt")
+    (root / "escape").symlink_to(base)
+    srv = demo([str(root)], root, base / "jail.log")
+    yield srv, base
+    srv.stop()
+
+
+def test_traversal_never_leaves_the_served_directory(jail: tuple[Server, Path]) -> None:
+    server, base = jail
+    assert get(server, "/inside.txt")[2] == b"inside"
+    assert get(server, "/sub/../inside.txt")[2] == b"inside"
+    secret = str(base / "secret.txt")
+    attempts = {
+        "/../secret.txt": 404,
+        "/sub/../../secret.txt": 404,
+        "/%2e%2e/secret.txt": 404,
+        "/%2E%2E%2Fsecret.txt": 404,
+        "/sub/..%2f..%2fsecret.txt": 404,
+        "/..%5csecret.txt": 404,
+        "/%252e%252e/secret.txt": 404,
+        "/" + secret: 404,
+        "/%2F" + secret.lstrip("/"): 404,
+        "//" + secret.lstrip("/"): 404,
+        "/leak.txt": 404,
+        "/escape/secret.txt": 404,
+        "/escape/": 404,
+        "/" + "a" * 300: 404,
+        "/inside.txt%00": 400,
+        "/%00/../../secret.txt": 400,
+        "/sub%00.txt": 400,
+    }
+    for target, expected in attempts.items():
+        for method in ("GET", "HEAD"):
+            status, _, body = get(server, target, method=method)
+            assert (target, method, status) == (target, method, expected)
+            assert SECRET not in body and b"sub/" not in body
+    status, _, page = get(server, "/")
+    assert status == 200 and SECRET not in page
+
+
+# --- the command names itself as it was run ------------------------------------------------
+
+def test_help_names_the_command_as_invoked(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    as_module = subprocess.run([sys.executable, "-m", "rangewsgi", "--help"], env=env,
+                               capture_output=True, text=True, timeout=60, check=True)
+    assert as_module.stdout.startswith("usage: python -m rangewsgi [-h]")
+    # The console script as pip writes it, from the entry point in pyproject.toml.
+    entry = re.search(r'^rangewsgi = "([\w.]+):(\w+)"$',
+                      (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert entry, "no rangewsgi console script in pyproject.toml"
+    script = tmp_path / "bin" / "rangewsgi"
+    script.parent.mkdir()
+    script.write_text(f"import re\nimport sys\nfrom {entry[1]} import {entry[2]}\n"
+                      "if __name__ == '__main__':\n"
+                      "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+                      f"    sys.exit({entry[2]}())\n")
+    as_script = subprocess.run([sys.executable, str(script), "--help"], env=env,
+                               capture_output=True, text=True, timeout=60, check=True)
+    assert as_script.stdout.startswith("usage: rangewsgi [-h]")
+    assert "python -m" not in as_script.stdout
+    assert as_script.stdout.partition("\n\n")[2] == as_module.stdout.partition("\n\n")[2]
