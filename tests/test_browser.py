@@ -283,3 +283,34 @@ def test_screenshot_of_demo_page_mid_play(browser: Any, media_dir: Path,
     if os.environ.get("RANGEWSGI_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         SCREENSHOT.parent.mkdir(exist_ok=True)
         SCREENSHOT.write_bytes(png)
+
+
+# Fetch ``src`` twice with the browser's own cache: a plain load, then a reload that must
+# revalidate (cache: 'no-cache' sends the stored validators). Report what the page got.
+RELOAD_JS = """
+const [src, done] = arguments;
+const get = async (mode) => {
+  const r = await fetch(src, {cache: mode});
+  const body = await r.arrayBuffer();
+  return {status: r.status, length: body.byteLength};
+};
+(async () => done({first: await get('default'), reload: await get('no-cache')}))()
+  .catch((e) => done({error: String(e)}));
+"""
+
+
+def test_reload_revalidates_instead_of_downloading_again(browser: Any, ranged: Server,
+                                                         media_dir: Path) -> None:
+    """Chromium keeps the file in its cache, revalidates it with the ETag it got, and the
+    middleware answers 304: the reload moves no body bytes."""
+    name = "video.webm"
+    size = (media_dir / name).stat().st_size
+    before = len(requests_for(ranged, "/" + name))
+    browser.get(ranged.url + BLANK)
+    result = browser.execute_async_script(RELOAD_JS, "/" + name)
+    # The page sees the full file both times (the browser serves the 304 from its cache).
+    assert result == {"first": {"status": 200, "length": size},
+                      "reload": {"status": 200, "length": size}}, result
+    wait_logged(ranged, "/" + name, lambda r: r.status == 304)
+    logged = [r.status for r in requests_for(ranged, "/" + name)[before:]]
+    assert logged == [200, 304], logged
