@@ -77,6 +77,7 @@ def decide_response(request: Request, status: str, headers: Headers,
     facts = read_headers(status, headers)
     if facts is None:
         return Decision(Plan(Kind.PASS, status, headers, reason="not a rangeable 200"))
+    given = headers  # what the app sent: a declined predicate leaves exactly that
     length = facts.length
     eof = None
     if source is not None:
@@ -104,8 +105,8 @@ def decide_response(request: Request, status: str, headers: Headers,
                                         measured.mtime_ns)
     if length is not None:
         predicate = options.predicate
-        if predicate is not None and not predicate(context, headers, length):
-            return Decision(Plan(Kind.PASS, status, headers, reason="predicate declined"))
+        if predicate is not None and not predicate(context, given, length):
+            return Decision(Plan(Kind.PASS, status, given, reason="predicate declined"))
     decided = decide(request, status, headers, facts, length, options.limits,
                      options.conditional)
     return Decision(decided, found, eof, source)

@@ -38,7 +38,7 @@ class SeekableFile(Protocol):
 
 
 class FileWrapper:
-    """The ``wsgi.file_wrapper`` the inner app sees on range requests (PEP 3333).
+    """The ``wsgi.file_wrapper`` the inner app sees on every ``GET`` and ``HEAD`` (PEP 3333).
 
     It remembers the file so that ranges are served by seeking; when the response passes
     through on a server proven to send a file's window exactly, the file goes back to the

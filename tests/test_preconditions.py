@@ -216,3 +216,12 @@ def test_app_validators_are_never_replaced(media: Path) -> None:
 def test_file_validators_false(media: Path) -> None:
     result = call(RangeMiddleware(file_app(media), file_validators=False), "GET")
     assert result.header("ETag") is None and result.header("Last-Modified") is None
+
+
+def test_declined_predicate_leaves_a_file_answer_untouched(media: Path) -> None:
+    inner = file_app(media)
+    app = RangeMiddleware(inner, predicate=lambda environ, headers, length: False)
+    for headers in ({}, {"Range": "bytes=0-9"}, {"If-None-Match": "*"}):
+        wrapped, bare = call(app, "GET", headers), call(inner, "GET", headers)
+        assert (wrapped.status, wrapped.headers, wrapped.body) == (bare.status, bare.headers,
+                                                                   bare.body)

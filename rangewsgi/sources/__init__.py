@@ -32,12 +32,20 @@ class RangedSource(Protocol):
     """
 
     size: int
+    """The length of the whole representation, in bytes."""
 
-    def read_range(self, start: int, stop: int) -> Iterable[bytes]: ...
+    def read_range(self, start: int, stop: int) -> Iterable[bytes]:
+        """Yield exactly the bytes ``[start, stop)``, or raise (``SourceChanged`` when the
+        upstream changed)."""
+        ...
 
-    def __iter__(self) -> Iterator[bytes]: ...
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the whole representation, once."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the source holds (connections go back to their pool)."""
+        ...
 
 
 def is_ranged_source(body: Any) -> TypeGuard[RangedSource]:
