@@ -13,11 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
-__all__ = ["RangedSource", "SourceChanged", "is_ranged_source"]
+__all__ = ["RangedSource", "SourceChanged", "UpstreamError", "is_ranged_source"]
 
 
 class SourceChanged(OSError):
     """The upstream no longer has the version a response started with: abort, never mix."""
+
+
+class UpstreamError(OSError):
+    """The upstream answered something other than the bytes asked for: its HTTP ``status``
+    and, for object stores, its error ``code``, where there are any."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 @runtime_checkable
