@@ -16,7 +16,9 @@ import logging
 import math
 import mimetypes
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -457,6 +459,30 @@ def write_sample(directory: Path, minutes: int = 10) -> Path:
     return path
 
 
+def write_sample_video(directory: Path, seconds: int = 30) -> Path | None:
+    """Write a WebM test card with a tone (VP9 and Opus) made by ffmpeg from its own
+    generators, no input and no network; None, with a note on stderr, without ffmpeg."""
+    ffmpeg = shutil.which("ffmpeg")
+    path = directory / "testcard.webm"
+    if ffmpeg is None:
+        print("rangewsgi demo: ffmpeg not found, so --sample serves audio only "
+              "(apt-get install ffmpeg for the video)", file=sys.stderr, flush=True)
+        return None
+    cmd = [ffmpeg, "-v", "error", "-y",
+           "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={seconds}",
+           "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+           "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k",
+           "-c:a", "libopus", "-b:a", "48k", "-shortest", str(path)]
+    done = subprocess.run(cmd, capture_output=True, check=False, timeout=300)
+    if done.returncode != 0:
+        print(f"rangewsgi demo: ffmpeg could not make the sample video "
+              f"({done.stderr.decode(errors='replace').strip()[:200]}); serving audio only",
+              file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+    return path
+
+
 def _import_app(spec: str) -> WSGIApplication:
     module_name, _, attr = spec.partition(":")
     obj: Any = importlib.import_module(module_name)
@@ -534,8 +560,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="serve without the middleware, to see what clients do without it")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     parser.add_argument("--sample", action="store_true",
-                        help="serve a generated 10-minute WAV tone sweep (no target needed); "
-                             "it is deleted on exit")
+                        help="serve a generated 10-minute WAV tone sweep and, with ffmpeg, a "
+                             "30-second WebM test card (no target needed); deleted on exit")
     args = parser.parse_args(argv)
     with _signals_exit(), contextlib.ExitStack() as cleanup, \
             contextlib.suppress(KeyboardInterrupt):
@@ -543,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.target = cleanup.enter_context(tempfile.TemporaryDirectory(
                 prefix="rangewsgi-sample-", ignore_cleanup_errors=True))
             write_sample(Path(args.target))
+            write_sample_video(Path(args.target))
         if ":" in args.target and not Path(args.target).is_dir():
             sys.path.insert(0, os.getcwd())
             inner = _import_app(args.target)
