@@ -8,7 +8,7 @@ validators to a plain file that has none, applies the predicate and calls the pu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .conditions import file_validators
@@ -33,6 +33,8 @@ class Options:
     conditional: bool = True
     file_validators: bool = True
 
+    limits: Limits = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         check_options(predicate=self.predicate, max_ranges=self.max_ranges,
                       max_multipart_excess=self.max_multipart_excess,
@@ -40,10 +42,8 @@ class Options:
                       file_wrapper_min_size=self.file_wrapper_min_size,
                       block_size=self.block_size, conditional=self.conditional,
                       file_validators=self.file_validators)
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(self.max_ranges, self.max_multipart_excess)
+        # Made once here, not per request (a frozen dataclass sets it this way).
+        object.__setattr__(self, "limits", Limits(self.max_ranges, self.max_multipart_excess))
 
 
 @dataclass(slots=True)
@@ -56,13 +56,24 @@ class Decision:
     source: RangedSource | None = None
 
 
-def needs_body(request: Request, status: str, headers: Headers, options: Options) -> bool:
-    """Whether the decision waits for the body (a file to find, measure or validate)."""
-    if request.range is not None or request.has_preconditions:
-        return True
-    facts = read_headers(status, headers)
+class _Unscanned:
+    """The type of ``UNSCANNED``."""
+
+
+UNSCANNED = _Unscanned()  # the headers have not been through ``read_headers`` yet
+
+
+def needs_body(request: Request, status: str, headers: Headers, options: Options,
+               facts: ResponseFacts | _Unscanned | None = UNSCANNED) -> bool:
+    """Whether the decision waits for the body (a file to find, measure or validate);
+    ``facts``, when the caller has scanned the headers already, is what ``read_headers``
+    gave."""
+    if isinstance(facts, _Unscanned):
+        facts = read_headers(status, headers)
     if facts is None:
         return False
+    if request.range is not None or request.has_preconditions:
+        return True
     if facts.length is None:
         return True
     return options.file_validators and facts.etag is None and facts.last_modified is None
@@ -70,11 +81,13 @@ def needs_body(request: Request, status: str, headers: Headers, options: Options
 
 def decide_response(request: Request, status: str, headers: Headers,
                     found: FoundFile | None, options: Options, context: Any,
-                    source: RangedSource | None = None) -> Decision:
+                    source: RangedSource | None = None,
+                    facts: ResponseFacts | _Unscanned | None = UNSCANNED) -> Decision:
     """The answer to ``request`` for the inner ``status`` and ``headers``; ``found`` is the
     file behind the body, or ``source`` the ranged source that is the body, if any;
-    ``context`` (environ or scope) goes to the predicate."""
-    facts = read_headers(status, headers)
+    ``context`` (environ or scope) goes to the predicate; ``facts`` as for ``needs_body``."""
+    if isinstance(facts, _Unscanned):
+        facts = read_headers(status, headers)
     if facts is None:
         return Decision(Plan(Kind.PASS, status, headers, reason="not a rangeable 200"))
     given = headers  # what the app sent: a declined predicate leaves exactly that

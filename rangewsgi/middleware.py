@@ -17,7 +17,7 @@ from .bodies import (
 )
 from .decision import Options, decide_response, needs_body
 from .files import BoundedFile, FileWrapper, FoundFile, find_file
-from .plan import Headers, Kind, Limits, Plan, Request, fixed_body
+from .plan import Headers, Kind, Limits, Plan, Request, fixed_body, read_headers
 from .ranges import ByteRange
 from .servers import ServerRow, identify
 from .sources import RangedSource, is_ranged_source
@@ -179,9 +179,13 @@ class _Exchange:
         self.headers = headers
         if failed:
             self._commit(Plan(Kind.PASS, status, headers, reason="error response"))
-        elif not needs_body(self.request, status, headers, self.mw.options):
-            # The answer is known from the headers alone: commit at once, body untouched.
-            self._commit(self._decide(None))
+        else:
+            facts = read_headers(status, headers)
+            if not needs_body(self.request, status, headers, self.mw.options, facts):
+                # The answer is known from the headers alone: commit at once, body untouched.
+                decision = decide_response(self.request, status, headers, None,
+                                           self.mw.options, self.environ, facts=facts)
+                self._commit(decision.plan)
         return self.write
 
     def write(self, data: bytes) -> None:
