@@ -14,10 +14,11 @@ from .bodies import (
     read_file_ranges,
     read_source_ranges,
     slice_chunks,
+    stream_slicer,
 )
 from .decision import Options, decide_response, needs_body
 from .files import BoundedFile, FileWrapper, FoundFile, find_file
-from .plan import Headers, Kind, Limits, Plan, Request, fixed_body, read_headers
+from .plan import WRITTEN_HERE, Headers, Kind, Limits, Plan, Request, fixed_body, read_headers
 from .ranges import ByteRange
 from .servers import ServerRow, identify
 from .sources import RangedSource, is_ranged_source
@@ -195,7 +196,7 @@ class _Exchange:
         kind = self.plan.kind
         if kind in (Kind.PARTIAL, Kind.MULTIPART):
             if self.slicer is None:
-                self.slicer = self._stream_slicer(self.plan)
+                self.slicer = stream_slicer(self.plan)
             for piece in self.slicer.push(data):
                 self.write_fn(piece)
         elif (kind is Kind.PASS or kind is Kind.FULL) and self.request.method != "HEAD":
@@ -260,8 +261,7 @@ class _Exchange:
     def _body(self, result: Iterable[bytes], chunks: Iterator[bytes] | None) -> Iterable[bytes]:
         assert self.plan is not None
         kind = self.plan.kind
-        if self.request.method == "HEAD" or kind in (
-                Kind.UNSATISFIABLE, Kind.NOT_MODIFIED, Kind.PRECONDITION_FAILED):
+        if self.request.method == "HEAD" or kind in WRITTEN_HERE:
             # RFC 9110 9.3.2: a HEAD answer has no content, whatever the app returns (some
             # servers send it anyway); a 416, 412 or 304 is written here. The app's body is
             # closed unread.
@@ -293,7 +293,7 @@ class _Exchange:
             return ClosingBody(read_file_ranges(found.file, found.base, self.plan.ranges,
                                                 self.plan.framing, found.blksize),
                                self.close_result)
-        slicer = self.slicer or self._stream_slicer(self.plan)
+        slicer = self.slicer or stream_slicer(self.plan)
         self.slicer = slicer
         stream = chunks if chunks is not None else iter(result)
         return ClosingBody(slice_chunks(stream, slicer), self.close_result)
@@ -318,11 +318,3 @@ class _Exchange:
         # sends on to the end of the file, for windows that end there.
         return ((row.honours_offset or start == 0)
                 and (row.stops_at_length or (self.eof is not None and stop == self.eof)))
-
-    @staticmethod
-    def _stream_slicer(decided: Plan) -> RangeSlicer:
-        """A slicer over ascending ranges: a stream cannot go back."""
-        if decided.framing is None:
-            return RangeSlicer(decided.ranges, None)
-        framing = decided.framing.ascending()
-        return RangeSlicer(framing.ranges, framing)

@@ -14,8 +14,8 @@ from .conditions import Precondition, evaluate_preconditions, if_range_holds
 from .multipart import Framing, content_range
 from .ranges import ByteRange, TooManyRanges, parse_range, resolve
 
-__all__ = ["Headers", "Kind", "Limits", "Plan", "Request", "ResponseFacts", "decide", "plan",
-           "read_headers"]
+__all__ = ["WRITTEN_HERE", "Headers", "Kind", "Limits", "Plan", "Request", "ResponseFacts",
+           "decide", "fixed_body", "plan", "read_headers"]
 
 Headers = list[tuple[str, str]]
 
@@ -30,6 +30,10 @@ class Kind(enum.Enum):
     UNSATISFIABLE = "unsatisfiable"  # 416
     NOT_MODIFIED = "not modified"  # 304
     PRECONDITION_FAILED = "precondition failed"  # 412
+
+
+# The answers whose body the middleware writes itself (``fixed_body``); the app's is closed.
+WRITTEN_HERE = frozenset({Kind.UNSATISFIABLE, Kind.NOT_MODIFIED, Kind.PRECONDITION_FAILED})
 
 
 class Request(NamedTuple):

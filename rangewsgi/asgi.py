@@ -1,0 +1,381 @@
+"""The ASGI adapter: hold ``http.response.start`` until the decision, then shape the body.
+
+Protocol glue only: the decision is the shared core's (``decision.decide_response``), the
+bytes come from ``bodies`` through ``asgi_bodies``. Section names below are those of the ASGI
+"HTTP & WebSocket" message format and of its extensions document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .asgi_bodies import (
+    Message,
+    SlicedBody,
+    answer_file,
+    close_file,
+    open_file,
+    send_pieces,
+)
+from .decision import Decision, Options, decide_response, needs_body
+from .files import FoundFile
+from .plan import (
+    WRITTEN_HERE,
+    Headers,
+    Kind,
+    Plan,
+    Request,
+    ResponseFacts,
+    fixed_body,
+    read_headers,
+)
+
+__all__ = ["Predicate", "RangeMiddleware", "ResponseClosed"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Predicate = Callable[[Scope, Headers, int], bool]
+"""``predicate(scope, headers, length) -> bool``: False leaves a 200 untouched."""
+
+PATHSEND = "http.response.pathsend"
+_REQUEST_FIELDS = {b"range": "range", b"if-range": "if_range", b"if-match": "if_match",
+                   b"if-none-match": "if_none_match", b"if-modified-since": "if_modified_since",
+                   b"if-unmodified-since": "if_unmodified_since"}
+
+
+class ResponseClosed(OSError):
+    """Raised by ``send`` once the response is complete or the client gone; swallowed after."""
+
+    # "Disconnected Client - send exception": the app stops as when a server's client has
+    # gone; when the exception comes back out of the app, the middleware swallows it.
+
+
+class RangeMiddleware:
+    """Byte ranges and conditional requests (RFC 9110 13, 14) for any ASGI 3 application."""
+
+    # The same decisions and options as the WSGI ``rangewsgi.RangeMiddleware``: max_ranges,
+    # max_multipart_excess, predicate(scope, headers, length), block_size (reads of a
+    # path-send file), conditional, file_validators. Only http GET and HEAD are touched.
+
+    def __init__(self, app: ASGIApp, *, max_ranges: int = 100,
+                 max_multipart_excess: int = 4096, predicate: Predicate | None = None,
+                 block_size: int = 64 * 1024, conditional: bool = True,
+                 file_validators: bool = True) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI application (a callable), not {app!r}")
+        self.app = app
+        self.options = Options(max_ranges, max_multipart_excess, predicate,
+                               block_size=block_size, conditional=conditional,
+                               file_validators=file_validators)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            # RFC 9110 14.2: Range is defined for GET only; preconditions cannot be evaluated
+            # after an unsafe method has run (13.2.1). websocket and lifespan are not ours.
+            await self.app(scope, receive, send)
+            return
+        await _Exchange(self, scope, receive, send).run()
+
+
+def _request(scope: Scope) -> tuple[Request, bool]:
+    """The request fields the decision reads, and whether the request carries a body."""
+    fields: dict[str, str] = {}
+    bodiless = scope.get("http_version") in ("1.0", "1.1")
+    for name, value in scope.get("headers") or ():
+        name = bytes(name).lower()
+        key = _REQUEST_FIELDS.get(name)
+        if key is not None:
+            # RFC 9110 5.3: repeated field lines combine into one comma-separated list.
+            text = bytes(value).decode("latin-1")
+            fields[key] = f"{fields[key]}, {text}" if key in fields else text
+        elif name == b"transfer-encoding" or (name == b"content-length"
+                                               and bytes(value).strip() != b"0"):
+            bodiless = False
+    method = scope["method"]
+    if method != "GET":
+        fields.pop("range", None)  # 14.2: only GET is ranged
+    return Request(method, **fields), bodiless
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Header fields for "Response Start": names lowercased, values as the app gave them."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers]
+
+
+def _from_us(exc: BaseException, ours: BaseException | None) -> bool:
+    """Whether ``exc`` comes from ``ResponseClosed`` or ``ours`` (cause, context, group)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ResponseClosed) or current is ours:
+            return True
+        group = getattr(current, "exceptions", None)
+        if (isinstance(group, tuple) and group
+                and all(_from_us(inner, ours) for inner in group)):
+            return True
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return False
+
+
+class _Exchange:
+    """One GET or HEAD through the middleware."""
+
+    __slots__ = ("app", "bodiless", "body_read", "ended", "ended_event", "facts", "gone",
+                 "head", "headers", "options", "plan", "receive_server", "receiving", "request",
+                 "scope", "send_server", "server_error", "server_pathsend", "sliced", "start",
+                 "stash", "status", "stopped", "watcher")
+
+    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
+                 send: Send) -> None:
+        self.app = mw.app
+        self.options = mw.options
+        self.request, self.bodiless = _request(scope)
+        self.head = scope["method"] == "HEAD"
+        # A copy: nothing the app is shown leaks back into the server's scope.
+        self.scope = scope = dict(scope)
+        extensions = dict(scope.get("extensions") or {})
+        self.server_pathsend = PATHSEND in extensions
+        # Extensions, "Path Send": offered, so that the file behind the body is known.
+        # Zero copy send cannot carry a slice the middleware chooses: not offered.
+        extensions[PATHSEND] = {}
+        extensions.pop("http.response.zerocopysend", None)
+        scope["extensions"] = extensions
+        headers = scope.get("headers") or ()
+        if self.head and (self.request.if_range is not None
+                          or any(bytes(n).lower() == b"range" for n, _ in headers)):
+            # RFC 9110 14.2: a server "MUST ignore a Range header field received with a
+            # request method ... for which range handling is not defined": hidden from apps
+            # that would range a HEAD themselves.
+            scope["headers"] = [(n, v) for n, v in headers
+                                if bytes(n).lower() not in (b"range", b"if-range")]
+        self.receive_server = receive
+        self.send_server = send
+        self.start: Message | None = None
+        self.status = ""
+        self.headers: Headers = []
+        self.facts: ResponseFacts | None = None
+        self.plan: Plan | None = None
+        self.sliced: SlicedBody | None = None
+        self.ended = False  # the response is complete, or the client has gone
+        self.stopped = False  # the app's next send raises ResponseClosed
+        self.gone = False  # the server said http.disconnect
+        self.ended_event: asyncio.Event | None = None
+        self.server_error: OSError | None = None
+        self.body_read = False
+        self.receiving = False  # the app waits in the server's receive
+        self.stash: list[Message] = []
+        self.watcher: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            if self.ended and _from_us(exc, self.server_error):
+                return  # the response is out (or the client gone): a clean end for the server
+            raise
+        finally:
+            if self.watcher is not None and not self.watcher.done():
+                self.watcher.cancel()
+        if self.start is not None and self.plan is None:
+            await self.send_server(self.start)  # started without a body: as the app left it
+
+    # -- send: the messages the app sends --
+
+    async def send(self, message: Message) -> None:
+        if self.stopped:
+            raise ResponseClosed("the response is complete")
+        kind = message["type"]
+        if kind == "http.response.start" and self.start is None:
+            await self._on_start(message)
+        elif self.start is None or self.ended:
+            await self.send_server(message)  # early hints, or what follows a completed body
+        elif kind == "http.response.body":
+            if self.plan is None:
+                await self._commit(self._decide(None).plan)
+            await self._on_body(message)
+        elif kind == PATHSEND:
+            await self._on_pathsend(message)
+        else:
+            if self.plan is None:
+                await self._commit(Plan(Kind.PASS, self.status, self.headers,
+                                        reason=f"{kind} from the app"))
+            await self.send_server(message)
+
+    async def _on_start(self, message: Message) -> None:
+        self.start = message
+        self.status = str(message["status"])
+        self.headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+                        for n, v in message.get("headers") or ()]
+        self.facts = read_headers(self.status, self.headers)  # one scan of the headers
+        if message.get("trailers"):
+            # "Response Start": trailers follow the body (a digest of the whole, say): a
+            # response that announces them is not reshaped.
+            await self._commit(Plan(Kind.PASS, self.status, self.headers, reason="trailers"))
+        elif not needs_body(self.request, self.status, self.headers, self.options, self.facts):
+            await self._commit(self._decide(None).plan)
+
+    def _decide(self, found: FoundFile | None) -> Decision:
+        """The core's decision, made once per response."""
+        return decide_response(self.request, self.status, self.headers, found, self.options,
+                               self.scope, facts=self.facts)
+
+    async def _commit(self, decided: Plan) -> None:
+        """Send the held ``http.response.start``, rewritten for the plan."""
+        self.plan = decided
+        start = self.start
+        assert start is not None
+        if decided.kind is not Kind.PASS:
+            start = {**start, "status": int(decided.status[:3]),
+                     "headers": _encode(decided.headers)}
+        await self.send_server(start)
+
+    async def _on_body(self, message: Message) -> None:
+        plan = self.plan
+        assert plan is not None
+        more_body = bool(message.get("more_body", False))
+        if self.head or plan.kind in WRITTEN_HERE:
+            # RFC 9110 9.3.2: a HEAD answer has no content (daphne writes every HEAD body
+            # message after the first); a 416, 412 or 304 is written here. The app's body is
+            # not read: it is stopped.
+            await self._finish([] if self.head else fixed_body(plan.kind), more_body)
+        elif plan.kind is Kind.PASS or plan.kind is Kind.FULL:
+            await self.send_server(message)
+            if not more_body:
+                self._end(gone=False)
+        else:
+            if self.sliced is None:
+                self.sliced = SlicedBody(plan)
+            pieces, done = self.sliced.feed(message.get("body", b""), more_body)
+            if done:
+                await self._finish(pieces, more_body)
+            else:
+                await send_pieces(self._send_body, pieces, False)
+
+    async def _finish(self, pieces: list[bytes], more_body: bool) -> None:
+        """Complete the response; an app with more to send is stopped at its next send."""
+        await send_pieces(self._send_body, pieces, True)
+        self.stopped = more_body
+        self._end(gone=False)
+
+    async def _on_pathsend(self, message: Message) -> None:
+        """Extensions, "Path Send": the whole file, a window of it, or its ranges."""
+        try:
+            await self._answer_file(message)
+        finally:
+            self.stopped = True  # the path-send message is the last one of a response
+            self._end(gone=False)
+
+    async def _answer_file(self, message: Message) -> None:
+        plan = self.plan
+        if plan is not None and (self.head or self.server_pathsend):
+            # Decided from the headers alone (a PASS or a FULL): no byte of the file is
+            # needed here, the server sends it as it would without the middleware.
+            await (send_pieces(self._send_body, [], True) if self.head
+                   else self.send_server(message))
+            return
+        found = await open_file(str(message["path"]), self.options.block_size)
+        eof = None
+        try:
+            if plan is None:
+                # The decision with the file: its size, and validators for a plain file.
+                decision = self._decide(found)
+                plan, eof = decision.plan, decision.eof
+                await self._commit(plan)
+        except BaseException:
+            close_file(found)
+            raise
+        forward = None
+        if self.server_pathsend:
+            async def forward() -> None:
+                await self.send_server(message)  # the server's own path-send (zero copy)
+        await answer_file(self._send_body, found, plan, eof, self.head, forward,
+                          self._check, self._watch_while_sending)
+
+    async def _send_body(self, message: Message) -> None:
+        """The server's send; its disconnect error is remembered, not reported again."""
+        try:
+            await self.send_server(message)
+        except OSError as exc:
+            self.server_error = exc
+            self._end(gone=True)
+            raise
+
+    def _check(self) -> None:
+        if self.gone:
+            raise ResponseClosed("the client has gone")
+
+    def _watch_while_sending(self) -> None:
+        """Listen for the disconnect while a file goes out, if the request is read."""
+        if not self.receiving and (self.body_read or self.bodiless):
+            self._watch()
+
+    # -- receive: what the app is told --
+
+    def _end(self, gone: bool) -> None:
+        if gone and not self.ended:
+            self.stopped = True  # as a server raises once its client has gone (spec 2.4)
+        self.ended = True
+        self.gone = self.gone or gone
+        if self.ended_event is not None:
+            self.ended_event.set()
+
+    async def receive(self) -> Message:
+        """The app's receive: ``http.disconnect`` once the response is complete."""
+        # "Disconnect - receive event": after the request body, it waits for the client
+        # (or the middleware) to end the response.
+        while True:
+            if self.stash:
+                return self.stash.pop(0)
+            if self.ended:
+                return {"type": "http.disconnect"}
+            if self.watcher is None and not self.body_read:
+                self.receiving = True
+                try:
+                    message = await self.receive_server()
+                finally:
+                    self.receiving = False
+                self._note(message)
+                return message
+            self._watch()
+            event = self.ended_event
+            assert event is not None
+            await event.wait()
+
+    def _note(self, message: Message) -> bool:
+        """Record what a server message tells; False when it is the disconnect."""
+        if message.get("type") == "http.disconnect":
+            self._end(gone=True)
+            return False
+        if not message.get("more_body", False):
+            self.body_read = True
+        return True
+
+    def _watch(self) -> None:
+        """Listen for the client's disconnect in a task of our own (cancelled at the end)."""
+        if self.ended_event is None:
+            self.ended_event = asyncio.Event()
+        if self.watcher is None:
+            self.watcher = asyncio.ensure_future(self._watcher())
+
+    async def _watcher(self) -> None:
+        while not self.ended:
+            try:
+                message = await self.receive_server()
+            except Exception:  # a server whose receive fails has lost its client
+                message = {"type": "http.disconnect"}
+            had_body = self.body_read
+            if self._note(message) and not had_body:
+                self.stash.append(message)  # the request itself, for the app to read
+                assert self.ended_event is not None
+                self.ended_event.set()
+                self.ended_event = asyncio.Event()
+
