@@ -42,6 +42,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import sys
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from server_configs.launch import shared_dir
 from support import HOST, Server, free_port, start_server
 
 HERE = Path(__file__).resolve().parent
@@ -640,3 +642,18 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     main(sys.argv[1:])
+
+
+@contextlib.contextmanager
+def serving(prefix: str, start: Callable[[Path], Server]) -> Iterator[tuple[Server, Path]]:
+    """``start(workdir)`` in a fresh shared directory; the server stopped by PID and the
+    directory removed afterwards, whatever happens."""
+    workdir = shared_dir(prefix)
+    try:
+        server = start(workdir)
+        try:
+            yield server, workdir
+        finally:
+            server.stop(timeout=10)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_configs.launch import in_ci, shared_dir
+from server_configs.launch import in_ci
 from sourceservers import (
     BUCKET,
     CREDENTIALS,
@@ -27,6 +26,7 @@ from sourceservers import (
     moto_requests,
     run_wsgi,
     same_boundary,
+    serving,
     start_moto,
     start_upstream,
     versions,
@@ -163,15 +163,8 @@ def test_memory_file_system_and_a_change_inside_a_part() -> None:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[Server]:
-    workdir = shared_dir("rangewsgi-fsspec-moto-")
-    try:
-        server = start_moto(workdir)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-fsspec-moto-", start_moto) as (server, _):
+        yield server
 
 
 def s3fs_for(moto: Server) -> Any:
@@ -218,15 +211,8 @@ def test_s3fs_on_moto(moto: Server) -> None:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Server]:
-    workdir = shared_dir("rangewsgi-fsspec-upstream-")
-    try:
-        server = start_upstream(workdir)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-fsspec-upstream-", start_upstream) as (server, _):
+        yield server
 
 
 def http_fs() -> Any:

@@ -10,7 +10,6 @@ short, and never a wrong byte. Connections: counted on this machine after the po
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 import urllib3
 from server_configs.checks import check_416, check_full, check_multi, check_single
-from server_configs.launch import shared_dir
 from sourceservers import (
     SIZE,
     Outcome,
@@ -30,6 +28,7 @@ from sourceservers import (
     run_wsgi,
     same_boundary,
     serve_wsgi,
+    serving,
     start_nginx,
     start_upstream,
     upstream_stats,
@@ -68,28 +67,14 @@ class Nginx:
 
 @pytest.fixture(scope="module")
 def nginx() -> Iterator[Nginx]:
-    workdir = shared_dir("rangewsgi-http-nginx-")
-    try:
-        server = start_nginx(workdir)
-        try:
-            yield Nginx(server, workdir)
-        finally:
-            server.stop(timeout=10)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-http-nginx-", start_nginx) as (server, workdir):
+        yield Nginx(server, workdir)
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Server]:
-    workdir = shared_dir("rangewsgi-http-upstream-")
-    try:
-        server = start_upstream(workdir)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-http-upstream-", start_upstream) as (server, _):
+        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ a wrong byte. The Flask and Django examples run over real sockets.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 from server_configs.checks import check_416, check_full, check_multi, check_single
-from server_configs.launch import in_ci, shared_dir
+from server_configs.launch import in_ci
 from sourceservers import (
     BUCKET,
     CREDENTIALS,
@@ -32,6 +31,7 @@ from sourceservers import (
     run_wsgi,
     same_boundary,
     serve_wsgi,
+    serving,
     start_moto,
     start_upstream,
     versions,
@@ -79,36 +79,22 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[Moto]:
-    workdir = shared_dir("rangewsgi-s3-moto-")
-    try:
-        server = start_moto(workdir)
-        try:
-            store = Moto(server, workdir)
-            client = store.client()
-            client.create_bucket(Bucket=BUCKET)
-            client.put_object(Bucket=BUCKET, Key=KEY, Body=V0, ContentType="video/mp4")
-            client.create_bucket(Bucket="versioned")
-            client.put_bucket_versioning(Bucket="versioned",
-                                         VersioningConfiguration={"Status": "Enabled"})
-            client.close()
-            yield store
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-s3-moto-", start_moto) as (server, workdir):
+        store = Moto(server, workdir)
+        client = store.client()
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key=KEY, Body=V0, ContentType="video/mp4")
+        client.create_bucket(Bucket="versioned")
+        client.put_bucket_versioning(Bucket="versioned",
+                                     VersioningConfiguration={"Status": "Enabled"})
+        client.close()
+        yield store
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Server]:
-    workdir = shared_dir("rangewsgi-s3-upstream-")
-    try:
-        server = start_upstream(workdir)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving("rangewsgi-s3-upstream-", start_upstream) as (server, _):
+        yield server
 
 
 def s3_app(client: Any, bucket: str = BUCKET, **options: Any) -> RangeMiddleware:
