@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from inprocess import Result, chunked
 from inprocess import call as wsgi_call
 from support import parse_multipart
-from test_model import DATE, LM, check, expected, if_range_header, range_header
+from test_model import DATE, LM, check, if_range_header, model_request, range_header
 
 import rangewsgi.asgi_bodies
 from rangewsgi import RangeMiddleware as WSGIRangeMiddleware
@@ -450,8 +450,13 @@ def test_trailers_pass_through() -> None:
 # -- what passes through untouched --
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "get", "OPTIONS", "DELETE"])
-def test_other_methods_are_not_touched(method: str) -> None:
+@pytest.mark.parametrize(("scope_type", "method"), [
+    *(("http", m) for m in ["POST", "PUT", "get", "OPTIONS", "DELETE"]),
+    ("websocket", "GET"), ("lifespan", "GET"),
+])
+def test_what_is_not_ours_is_not_touched(scope_type: str, method: str) -> None:
+    """Other methods, websocket and lifespan scopes reach the app with the server's own
+    scope, receive and send."""
     calls: list[tuple[Any, Any, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -463,28 +468,10 @@ def test_other_methods_are_not_touched(method: str) -> None:
     async def send(message: Message) -> None:
         pass
 
-    scope = make_scope(method, {"Range": "bytes=0-1"})
+    scope = make_scope(method, {"Range": "bytes=0-1"}, scope_type=scope_type)
     asyncio.run(RangeMiddleware(app)(scope, receive, send))
     assert calls == [(scope, receive, send)]
     assert calls[0][0] is scope
-
-
-@pytest.mark.parametrize("scope_type", ["websocket", "lifespan"])
-def test_websocket_and_lifespan_are_not_touched(scope_type: str) -> None:
-    calls: list[tuple[Any, Any, Any]] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        calls.append((scope, receive, send))
-
-    async def receive() -> Message:
-        return {}
-
-    async def send(message: Message) -> None:
-        pass
-
-    scope = make_scope("GET", scope_type=scope_type)
-    asyncio.run(RangeMiddleware(app)(scope, receive, send))
-    assert calls[0] == (scope, receive, send) and calls[0][0] is scope
 
 
 def test_scope_is_copied_and_pathsend_offered_on_the_copy() -> None:
@@ -945,17 +932,7 @@ def test_every_answer_matches_the_model(tmp_path: Path, data: bytes, kind: str,
     tracker = Tracker()
     app = RangeMiddleware(make_app(kind, data, headers=headers, chunk_sizes=tuple(chunk_sizes),
                                    tracker=tracker, path=path), max_ranges=max_ranges)
-    request: dict[str, str] = {}
-    if rng is not None:
-        request["Range"] = rng
-    if if_range is not None:
-        request["If-Range"] = if_range
-    old_limit = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
-        shape, ranges = expected(method, rng, if_range, etag, len(data), max_ranges)
-    finally:
-        sys.set_int_max_str_digits(old_limit)
+    request, shape, ranges = model_request(method, rng, if_range, etag, len(data), max_ranges)
     served = serve(app, method, request)
     assert served.error is None and served.complete
     check(served.result(), shape, ranges, data, SEEKABLE_ASGI.get(kind, kind), method)

@@ -100,6 +100,21 @@ def expected(method: str, rng: str | None, if_range: str | None, etag: str | Non
     return "multi", ranges
 
 
+def model_request(method: str, rng: str | None, if_range: str | None, etag: str | None,
+                  n: int, max_ranges: int) -> tuple[dict[str, str], str, list[list[int]]]:
+    """The request fields to send, and the model's shape and ranges for them (with Python's
+    limit on the digits of int() lifted: the model parses huge numerals too)."""
+    request = {name: value for name, value in (("Range", rng), ("If-Range", if_range))
+               if value is not None}
+    old_limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        shape, ranges = expected(method, rng, if_range, etag, n, max_ranges)
+    finally:
+        sys.set_int_max_str_digits(old_limit)
+    return request, shape, ranges
+
+
 well_formed_spec = st.one_of(
     st.tuples(st.integers(0, 400), st.none() | st.integers(0, 400)).map(
         lambda t: f"{t[0]}-{'' if t[1] is None else t[1]}"),
@@ -135,17 +150,7 @@ def test_every_answer_matches_the_model(data: bytes, kind: str, chunk_sizes: lis
     tracker = Tracker()
     app = RangeMiddleware(make_app(kind, data, headers=headers, chunk_sizes=chunk_sizes,
                                    tracker=tracker), max_ranges=max_ranges)
-    request: dict[str, str] = {}
-    if rng is not None:
-        request["Range"] = rng
-    if if_range is not None:
-        request["If-Range"] = if_range
-    old_limit = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
-        shape, ranges = expected(method, rng, if_range, etag, len(data), max_ranges)
-    finally:
-        sys.set_int_max_str_digits(old_limit)
+    request, shape, ranges = model_request(method, rng, if_range, etag, len(data), max_ranges)
     result = call(app, method, request)
     check(result, shape, ranges, data, kind, method)
     # PEP 3333: the inner body is closed exactly once, whatever the answer.
