@@ -234,8 +234,14 @@ class _Exchange:
         start = self.start
         assert start is not None
         if decided.kind is not Kind.PASS:
-            start = {**start, "status": int(decided.status[:3]),
-                     "headers": _encode(decided.headers)}
+            given, headers = self.headers, decided.headers
+            if headers[:len(given)] == given:
+                # The app's fields unchanged, some appended (a full 200): only those are
+                # encoded, the app's go on as they came.
+                encoded = [*(start.get("headers") or ()), *_encode(headers[len(given):])]
+            else:
+                encoded = _encode(headers)
+            start = {**start, "status": int(decided.status[:3]), "headers": encoded}
         await self.send_server(start)
 
     async def _on_body(self, message: Message) -> None:
