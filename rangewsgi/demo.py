@@ -2,7 +2,7 @@
 
 The directory app is deliberately range-unaware (a plain ``200`` with ``Content-Length``,
 ``ETag`` and ``Last-Modified``, its body through ``wsgi.file_wrapper``), so every ``206`` seen
-comes from the middleware.
+comes from the middleware. ASGI apps, and ``--asgi``, are served with uvicorn (``asgi_demo``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import wave
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TextIO, cast
 from urllib.parse import quote
 
 from werkzeug.http import http_date
@@ -103,6 +103,61 @@ def _listing(root: Path, directory: Path, base: str) -> bytes:
     return _page(f"Index of {_shown(base)}", note + "<ul>" + "".join(items) + "</ul>")
 
 
+class _Redirect(NamedTuple):
+    """A directory named without its final slash: where to send the client (a 301)."""
+
+    location: str
+
+
+class _Listing(NamedTuple):
+    """A directory's index page."""
+
+    page: bytes
+
+
+def _locate(top: Path, url_path: str, prefix: str) -> str | _Redirect | _Listing | Path:
+    """What ``url_path`` (text, decoded once) names under ``top``, mounted at ``prefix``."""
+    # A regular file inside ``top`` (symbolic links resolved) as its path; a directory as its
+    # listing or a redirect; anything else as the status line of the error to send.
+    if "\0" in url_path:
+        return "400 Bad Request"
+    relative = url_path.lstrip("/")
+    try:
+        target = (top / relative).resolve()
+        if target != top and top not in target.parents:
+            return "404 Not Found"
+        is_dir = target.is_dir()
+    except (OSError, ValueError):  # a name too long, a loop of links, ...
+        return "404 Not Found"
+    # One leading slash only: "//name/" in a Location or link would name another host.
+    base = f"{prefix}/{relative}"
+    if is_dir:
+        if not url_path.endswith("/"):
+            return _Redirect(_url_path(base if base.endswith("/") else base + "/"))
+        try:
+            return _Listing(_listing(top, target, base))
+        except OSError:
+            return "404 Not Found"
+    try:
+        if not target.is_file():  # also no FIFO or device: opening one could block
+            return "404 Not Found"
+    except OSError:
+        return "404 Not Found"
+    return target
+
+
+def _file_headers(target: Path, info: os.stat_result) -> list[tuple[str, str]]:
+    """The header fields of a plain ``200`` for the file ``target``, opened, with ``info``."""
+    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return [
+        ("Content-Type", content_type),
+        ("Content-Length", str(info.st_size)),
+        ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
+        ("Last-Modified", http_date(info.st_mtime)),
+        ("Cache-Control", "no-cache"),
+    ]
+
+
 def make_directory_app(root: str | os.PathLike[str]) -> WSGIApplication:
     """A WSGI app serving files under ``root`` as plain ``200``s (it knows nothing of Range)."""
     top = Path(root).resolve()
@@ -118,46 +173,22 @@ def make_directory_app(root: str | os.PathLike[str]) -> WSGIApplication:
             prefix = _text_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
         except UnicodeEncodeError:  # not a PEP 3333 string
             return _error(start_response, "400 Bad Request")
-        if "\0" in url_path:
-            return _error(start_response, "400 Bad Request")
-        relative = url_path.lstrip("/")
-        try:
-            target = (top / relative).resolve()
-            if target != top and top not in target.parents:
-                return _error(start_response, "404 Not Found")
-            is_dir = target.is_dir()
-        except (OSError, ValueError):  # a name too long, a loop of links, ...
-            return _error(start_response, "404 Not Found")
-        # One leading slash only: "//name/" in a Location or link would name another host.
-        base = f"{prefix}/{relative}"
-        if is_dir:
-            if not url_path.endswith("/"):
-                location = _url_path(base if base.endswith("/") else base + "/")
-                start_response("301 Moved Permanently",
-                               [("Location", location), ("Content-Length", "0")])
-                return []
-            try:
-                page = _listing(top, target, base)
-            except OSError:
-                return _error(start_response, "404 Not Found")
+        found = _locate(top, url_path, prefix)
+        if isinstance(found, str):
+            return _error(start_response, found)
+        if isinstance(found, _Redirect):
+            start_response("301 Moved Permanently",
+                           [("Location", found.location), ("Content-Length", "0")])
+            return []
+        if isinstance(found, _Listing):
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                      ("Content-Length", str(len(page)))])
-            return [page] if method == "GET" else []
+                                      ("Content-Length", str(len(found.page)))])
+            return [found.page] if method == "GET" else []
         try:
-            if not target.is_file():  # also no FIFO or device: opening one could block
-                return _error(start_response, "404 Not Found")
-            file = open(target, "rb")  # noqa: SIM115 - closed by the server through the wrapper
+            file = open(found, "rb")  # noqa: SIM115 - closed by the server through the wrapper
         except OSError:
             return _error(start_response, "404 Not Found")
-        info = os.fstat(file.fileno())
-        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        start_response("200 OK", [
-            ("Content-Type", content_type),
-            ("Content-Length", str(info.st_size)),
-            ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
-            ("Last-Modified", http_date(info.st_mtime)),
-            ("Cache-Control", "no-cache"),
-        ])
+        start_response("200 OK", _file_headers(found, os.fstat(file.fileno())))
         if method == "HEAD":
             file.close()
             return []
@@ -175,9 +206,15 @@ def _read_all(file: Any) -> Iterable[bytes]:
             yield block
 
 
-def _error(start_response: StartResponse, status: str) -> list[bytes]:
+def _error_response(status: str) -> tuple[list[tuple[str, str]], bytes]:
+    """The header fields and body of an error answer with status line ``status``."""
     body = status.encode() + b"\n"
-    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))], body
+
+
+def _error(start_response: StartResponse, status: str) -> list[bytes]:
+    headers, body = _error_response(status)
+    start_response(status, headers)
     return [body]
 
 
@@ -544,12 +581,23 @@ def _prog() -> str | None:
     return None
 
 
+def _serve_asgi(args: argparse.Namespace, inner: object | None) -> None:
+    """Serve ``module:app`` (``inner``), else the target directory, as ASGI with uvicorn."""
+    from . import asgi, asgi_demo
+
+    app = (asgi_demo.make_asgi_directory_app(args.target) if inner is None
+           else cast("asgi.ASGIApp", inner))
+    if not args.no_ranges:
+        app = asgi.RangeMiddleware(app, max_ranges=args.max_ranges)
+    asgi_demo.serve_asgi(app, args.host, args.port, log=None if args.quiet else sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line: serve a directory, a module:app or ``--sample`` until interrupted."""
     parser = argparse.ArgumentParser(
         prog=_prog(),
-        description="Serve a directory (through a range-unaware file app) or any WSGI app "
-                    "(module:attribute) wrapped in RangeMiddleware.")
+        description="Serve a directory (through a range-unaware file app) or any WSGI or ASGI "
+                    "app (module:attribute) wrapped in RangeMiddleware.")
     parser.add_argument("target", nargs="?", default=".",
                         help="a directory to serve, or module:app to wrap (default: .)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -559,10 +607,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-ranges", action="store_true",
                         help="serve without the middleware, to see what clients do without it")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.add_argument("--asgi", action="store_true",
+                        help="serve with uvicorn and the ASGI middleware: a directory through a "
+                             "range-unaware ASGI file app, or module:app as an ASGI app (found "
+                             "without this flag when it is a coroutine function or an object "
+                             "whose __call__ is one); needs uvicorn")
     parser.add_argument("--sample", action="store_true",
                         help="serve a generated 10-minute WAV tone sweep and, with ffmpeg, a "
                              "30-second WebM test card (no target needed); deleted on exit")
     args = parser.parse_args(argv)
+    if args.asgi:
+        from .asgi_demo import require_uvicorn
+        require_uvicorn()  # before any sample is made
     with _signals_exit(), contextlib.ExitStack() as cleanup, \
             contextlib.suppress(KeyboardInterrupt):
         if args.sample:
@@ -573,6 +629,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if ":" in args.target and not Path(args.target).is_dir():
             sys.path.insert(0, os.getcwd())
             inner = _import_app(args.target)
+            if not args.asgi:
+                from .asgi_demo import is_asgi_app
+                args.asgi = is_asgi_app(inner)
+            if args.asgi:
+                _serve_asgi(args, inner)
+                return
+        elif args.asgi and Path(args.target).is_dir():
+            _serve_asgi(args, None)
+            return
         elif Path(args.target).is_dir():
             inner = make_directory_app(args.target)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -13,9 +14,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from media import need_module
 from support import HOST, ROOT, RawClient, Server, free_port, start_server
+
+from rangewsgi import RangeMiddleware
 
 DATA = bytes(range(256)) * 1000
 
@@ -40,6 +45,17 @@ def demo(args: list[str], cwd: Path, log: Path) -> Server:
     port = free_port()
     return start_server([sys.executable, "-m", "rangewsgi", *args, "--port", str(port)], port,
                         cwd=cwd, log_path=log)
+
+
+MODES = ["wsgi", "asgi"]
+
+
+def mode_args(mode: str) -> list[str]:
+    """The demo's arguments for serving a directory in ``mode`` (ASGI needs uvicorn)."""
+    if mode == "asgi":
+        need_module("uvicorn")
+        return ["--asgi"]
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -311,13 +327,15 @@ NAMES = {
 }
 
 
-@pytest.fixture(scope="module")
-def names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=MODES)
+def names(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("names")
     for name, data in NAMES.items():
         (root / name).parent.mkdir(exist_ok=True)
         (root / name).write_bytes(data)
-    srv = demo([str(root)], root, tmp_path_factory.mktemp("log") / "names.log")
+    srv = demo([*mode_args(request.param), str(root)], root,
+               tmp_path_factory.mktemp("log") / "names.log")
     yield srv
     srv.stop()
 
@@ -381,8 +399,9 @@ def test_directory_redirect_keeps_the_encoding(names: Server) -> None:
 SECRET = b"TOP SECRET, outside the served directory"
 
 
-@pytest.fixture(scope="module")
-def jail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+@pytest.fixture(scope="module", params=MODES)
+def jail(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     base = tmp_path_factory.mktemp("jail")
     (base / "secret.txt").write_bytes(SECRET)
     root = base / "served"
@@ -390,7 +409,7 @@ def jail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
     (root / "inside.txt").write_bytes(b"inside")
     (root / "leak.txt").symlink_to(base / "secret.txt")
     (root / "escape").symlink_to(base)
-    srv = demo([str(root)], root, base / "jail.log")
+    srv = demo([*mode_args(request.param), str(root)], root, base / "jail.log")
     yield srv, base
     srv.stop()
 
@@ -450,3 +469,283 @@ def test_help_names_the_command_as_invoked(tmp_path: Path) -> None:
     assert as_script.stdout.startswith("usage: rangewsgi [-h]")
     assert "python -m" not in as_script.stdout
     assert as_script.stdout.partition("\n\n")[2] == as_module.stdout.partition("\n\n")[2]
+
+
+# --- ASGI: uvicorn, the ASGI middleware, the same log ----------------------------------------
+
+ASGI_APPS = """\
+BODY = b"0123456789" * 10
+
+
+async def respond(name, scope, send):
+    if scope["type"] != "http":  # lifespan: nothing to start
+        return
+    body = name.encode() + b":" + BODY
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
+        (b"etag", b'"v1"')]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope, receive, send):
+    await respond("function", scope, send)
+
+
+class Callable:
+    async def __call__(self, scope, receive, send):
+        await respond("object", scope, send)
+
+
+instance = Callable()
+
+
+class Awaitable:
+    def __init__(self, scope, receive, send):
+        self.call = respond("class", scope, send)
+
+    def __await__(self):
+        return self.call.__await__()
+
+
+def wsgi(environ, start_response):
+    start_response("200 OK", [("Content-Length", "0")])
+    return []
+"""
+
+FAULTY_ASGI_APP = """\
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/early":
+        raise RuntimeError("failed before the start")
+    size = {"/late": 100000, "/endless": 1 << 30}[path]
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(size).encode())]})
+    if path == "/late":
+        await send({"type": "http.response.body", "body": b"x" * 40000, "more_body": True})
+        raise RuntimeError("failed after 40000 of 100000 bytes")
+    for _ in range(size // 65536):
+        await send({"type": "http.response.body", "body": bytes(65536), "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
+
+def test_asgi_apps_are_recognised() -> None:
+    from rangewsgi.asgi import RangeMiddleware as AsgiRangeMiddleware
+    from rangewsgi.asgi_demo import is_asgi_app
+
+    namespace: dict[str, Any] = {}
+    exec(ASGI_APPS, namespace)
+    assert is_asgi_app(namespace["app"])
+    assert is_asgi_app(namespace["instance"])
+    assert is_asgi_app(AsgiRangeMiddleware(namespace["app"]))
+    assert is_asgi_app(functools.partial(namespace["respond"], "partial"))
+    # A class cannot be told from a WSGI app (its instances may be anything): --asgi.
+    assert not is_asgi_app(namespace["Awaitable"])
+    assert not is_asgi_app(namespace["Callable"])
+    assert not is_asgi_app(namespace["wsgi"])
+    assert not is_asgi_app(RangeMiddleware(namespace["wsgi"]))
+
+
+@pytest.fixture(scope="module")
+def asgi_root(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
+    need_module("uvicorn")
+    (media_dir / "asgiapps.py").write_text(ASGI_APPS)
+    (media_dir / "faultyasgi.py").write_text(FAULTY_ASGI_APP)
+    return media_dir
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    (["asgiapps:app"], "function"),
+    (["asgiapps:instance"], "object"),
+    (["asgiapps:Awaitable", "--asgi"], "class"),
+], ids=["function", "object", "class-with-flag"])
+def test_asgi_module_app_is_served_by_uvicorn(asgi_root: Path, tmp_path: Path,
+                                              args: list[str], name: str) -> None:
+    srv = demo(args, asgi_root, tmp_path / "asgi.log")
+    try:
+        body = f"{name}:".encode() + b"0123456789" * 10
+        with RawClient(srv.port) as client:
+            resp = client.request("/", {"Range": "bytes=0-14"})
+            assert (resp.status, resp.body) == (206, body[:15])
+            assert resp.header("content-range") == f"bytes 0-14/{len(body)}"
+            assert resp.header("server") == "uvicorn"
+            resp = client.request("/", {"If-None-Match": '"v1"'})
+            assert (resp.status, resp.body) == (304, b"")
+            client.assert_idle()
+        wait_logged(srv, "GET / Range=bytes=0-14 -> 206 15 bytes\nGET / Range=- -> 304 0 bytes\n")
+        assert f"http://127.0.0.1:{srv.port}/ (ASGI, uvicorn " in srv.log()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def asgi_server(asgi_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = demo(["--asgi", str(asgi_root)], asgi_root,
+               tmp_path_factory.mktemp("log") / "asgi.log")
+    yield srv
+    srv.stop()
+
+
+def test_asgi_directory_ranges_and_304_over_a_socket(asgi_server: Server) -> None:
+    with RawClient(asgi_server.port) as client:
+        full = client.request("/clip.webm")
+        assert (full.status, full.body) == (200, DATA)
+        assert full.header("content-type") == "video/webm"
+        assert full.header("accept-ranges") == "bytes"
+        etag = full.header("etag")
+        assert etag and full.header("last-modified")
+        part = client.request("/clip.webm", {"Range": "bytes=1000-1999"})
+        assert (part.status, part.body) == (206, DATA[1000:2000])
+        assert part.header("content-range") == f"bytes 1000-1999/{len(DATA)}"
+        assert part.header("etag") == etag
+        tail = client.request("/clip.webm", {"Range": "bytes=-10", "If-Range": etag})
+        assert (tail.status, tail.body) == (206, DATA[-10:])
+        same = client.request("/clip.webm", {"If-None-Match": etag, "Range": "bytes=0-1"})
+        assert (same.status, same.body) == (304, b"")
+        assert same.header("etag") == etag
+        head = client.request("/clip.webm", method="HEAD")
+        assert (head.status, head.header("content-length")) == (200, str(len(DATA)))
+        assert client.request("/sub/notes.txt", {"Range": "bytes=-2"}).body == b"lo"
+        client.assert_idle()
+    wait_logged(asgi_server, f"GET /clip.webm Range=- -> 200 {len(DATA)} bytes\n"
+                             "GET /clip.webm Range=bytes=1000-1999 -> 206 1000 bytes\n"
+                             "GET /clip.webm Range=bytes=-10 -> 206 10 bytes\n"
+                             "GET /clip.webm Range=bytes=0-1 -> 304 0 bytes\n"
+                             "HEAD /clip.webm Range=- -> 200 0 bytes\n"
+                             "GET /sub/notes.txt Range=bytes=-2 -> 206 2 bytes\n")
+
+
+def test_asgi_directory_app_answers_as_the_wsgi_one(server: Server,
+                                                    asgi_server: Server) -> None:
+    for target, method in [("/", "GET"), ("/sub", "GET"), ("/missing", "GET"),
+                           ("/clip.webm", "POST"), ("/sub/", "GET"), ("/clip.webm%00", "GET")]:
+        wsgi_status, wsgi_headers, wsgi_body = get(server, target, method=method)
+        status, headers, body = get(asgi_server, target, method=method)
+        assert (status, body) == (wsgi_status, wsgi_body), target
+        for name in ("content-type", "location", "allow"):
+            assert headers.get(name) == wsgi_headers.get(name), (target, name)
+    status, headers, _ = get(asgi_server, "/clip.webm", method="HEAD")
+    _, wsgi_headers, _ = get(server, "/clip.webm", method="HEAD")
+    for name in ("content-type", "content-length", "etag", "last-modified", "cache-control"):
+        assert headers[name] == wsgi_headers[name], name
+
+
+def test_asgi_no_ranges_streams_a_plain_200(asgi_root: Path, tmp_path: Path) -> None:
+    srv = demo(["--asgi", "--no-ranges", str(asgi_root)], asgi_root, tmp_path / "plain.log")
+    try:
+        with RawClient(srv.port) as client:
+            resp = client.request("/clip.webm", {"Range": "bytes=5-14"})
+            assert (resp.status, resp.body) == (200, DATA)
+            assert resp.header("accept-ranges") is None
+            etag = resp.header("etag")
+            assert etag
+            resp = client.request("/clip.webm", {"If-None-Match": etag})
+            assert (resp.status, resp.body) == (200, DATA)
+            client.assert_idle()
+        wait_logged(srv, f"GET /clip.webm Range=bytes=5-14 -> 200 {len(DATA)} bytes\n")
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty_asgi(asgi_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = demo(["faultyasgi:app"], asgi_root, tmp_path_factory.mktemp("log") / "faulty.log")
+    yield srv
+    srv.stop()
+
+
+def test_asgi_log_shows_failures_and_a_client_that_went_away(faulty_asgi: Server) -> None:
+    status, _, body = get(faulty_asgi, "/early", {"Range": "bytes=0-9"})
+    assert (status, body) == (500, b"Internal Server Error")
+    wait_logged(faulty_asgi, "GET /early Range=bytes=0-9 -> 500 21 bytes, aborted: "
+                             "RuntimeError: failed before the start\n")
+    status, body = read_until_closed(faulty_asgi.port, "/late")
+    assert (status, body) == (200, b"x" * 40000)
+    wait_logged(faulty_asgi, "GET /late Range=- -> 200 40000 of 100000 bytes, aborted: "
+                             "RuntimeError: failed after 40000 of 100000 bytes\n")
+    # A range that ends before the failure is whole.
+    status, body = read_until_closed(faulty_asgi.port, "/late", "Range: bytes=100-199\r\n")
+    assert (status, body) == (206, b"x" * 100)
+    wait_logged(faulty_asgi, "GET /late Range=bytes=100-199 -> 206 100 bytes\n")
+    with socket.create_connection((HOST, faulty_asgi.port), timeout=10) as sock:
+        sock.sendall(f"GET /endless HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while len(data) < 200_000:
+            data += sock.recv(1 << 16)
+        assert data.startswith(b"HTTP/1.1 200 ")
+        received = len(data.partition(b"\r\n\r\n")[2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    match = wait_logged(faulty_asgi, re.compile(
+        r"GET /endless Range=- -> 200 (\d+) of 1073741824 bytes, "
+        r"aborted: client went away \(http\.disconnect\)\n"))
+    assert received <= int(match[1]) < 1 << 30
+
+
+# Runs ``python -m rangewsgi ARGS`` as if uvicorn were not installed.
+WITHOUT_UVICORN = ("import runpy, sys; sys.modules['uvicorn'] = None; "
+                   "runpy.run_module('rangewsgi', run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.parametrize("args", [["--asgi", "."], ["asgiapps:app"], ["--asgi", "--sample"]],
+                         ids=["directory", "module-app", "sample"])
+def test_asgi_without_uvicorn_says_what_to_install(asgi_root: Path, tmp_path: Path,
+                                                   args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_UVICORN, *args], cwd=asgi_root,
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)})
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "pip install 'rangewsgi[asgi]'" in line and "pip install uvicorn" in line, line
+    assert done.stdout == ""
+    assert sample_dirs(tmp_path) == []  # nothing made before the check
+
+
+def test_wsgi_needs_no_uvicorn(media_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-c", WITHOUT_UVICORN, "apps:application",
+                               "--port", str(port)], cwd=media_dir, capture_output=True,
+                              text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # It got as far as werkzeug's listening socket.
+    assert done.returncode == 1 and f"Port {port} is in use" in done.stderr, done.stderr
+    assert "uvicorn" not in done.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_asgi_sample_folder_is_removed_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    need_module("uvicorn")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    # No ffmpeg on PATH: the sample is the WAV alone, made in a fraction of a second.
+    srv = start_server([sys.executable, "-m", "rangewsgi", "--asgi", "--sample", "--port",
+                        str(port)], port, cwd=tmp_path, log_path=tmp_path / "demo.log",
+                       env={"TMPDIR": str(tmp), "PATH": str(tmp_path / "no-tools")})
+    try:
+        assert len(sample_dirs(tmp)) == 1
+        assert get(srv, "/sweep.wav", {"Range": "bytes=0-3"})[2] == b"RIFF"
+    finally:
+        srv.stop(sig)
+    assert srv.proc.returncode == (0 if sig == signal.SIGINT else 128 + sig), srv.log()
+    assert sample_dirs(tmp) == [], srv.log()
+    assert "Traceback" not in srv.log()
+    assert "GET /sweep.wav Range=bytes=0-3 -> 206 4 bytes\n" in srv.log()
+
+
+def test_asgi_port_in_use(asgi_root: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "rangewsgi", "--asgi", ".", "--port",
+                               str(port)], cwd=asgi_root, capture_output=True, text=True,
+                              timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"rangewsgi demo: cannot listen on 127.0.0.1 port {port}: " \
+                          "Address already in use\n"

@@ -1,0 +1,460 @@
+"""The ASGI side of ``python -m rangewsgi``: uvicorn, a range-unaware directory app, a request log.
+
+The directory app answers plain ``200``s (``content-length``, ``etag``, ``last-modified``) and
+knows nothing of Range, so every ``206`` and ``304`` seen comes from
+``rangewsgi.asgi.RangeMiddleware``. The log wrapper sits between uvicorn and everything else
+and writes one line per request, in the WSGI demo's format, from the messages that really
+went to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, TextIO
+from urllib.parse import quote, unquote_to_bytes
+
+from .asgi import ASGIApp, Receive, Scope, Send
+from .asgi_bodies import Message, body_message, send_chunks
+from .demo import (
+    _BLOCK,
+    _describe,
+    _error_response,
+    _Exchange,
+    _file_headers,
+    _Listing,
+    _locate,
+    _Redirect,
+)
+from .files import FoundFile, SeekableFile, TruncatedBody
+
+__all__ = ["is_asgi_app", "logged", "make_asgi_directory_app", "require_uvicorn", "serve_asgi"]
+
+PATHSEND = "http.response.pathsend"
+MISSING_UVICORN = ("rangewsgi demo: serving an ASGI app needs uvicorn: "
+                   "pip install 'rangewsgi[asgi]' (or pip install uvicorn)")
+_GRACE = 3  # seconds uvicorn waits for responses still running when it is told to stop
+
+
+def require_uvicorn() -> ModuleType:
+    """The ``uvicorn`` module; without it, a one-line message and exit status 2."""
+    try:
+        import uvicorn  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        print(MISSING_UVICORN, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    module: ModuleType = uvicorn
+    return module
+
+
+def is_asgi_app(obj: object) -> bool:
+    """Whether ``obj`` looks like an ASGI 3 app: a coroutine function, or one as ``__call__``."""
+    # A class (its calls make awaitable instances) cannot be told from a WSGI app: --asgi.
+    if isinstance(obj, type):
+        return False
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004 - the method itself is inspected
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+# --- the directory app ----------------------------------------------------------------------
+
+def _headers(fields: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+
+
+def _url_path(scope: Scope) -> tuple[str, str]:
+    """The request path below the mount point as text (percent-decoded once), and that point."""
+    raw = scope.get("raw_path")
+    if raw:  # the bytes the client sent: names that are not UTF-8 stay reachable
+        path = unquote_to_bytes(bytes(raw)).decode("utf-8", "surrogateescape")
+    else:
+        path = str(scope.get("path", "/"))
+    prefix = str(scope.get("root_path", "")).rstrip("/")
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix):]
+    return path, prefix
+
+
+async def _answer(send: Send, status: int, fields: list[tuple[str, str]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _headers(fields)})
+    await send(body_message(body, False))
+
+
+async def _answer_error(send: Send, status: str, method: str) -> None:
+    fields, body = _error_response(status)
+    await _answer(send, int(status[:3]), fields, body if method == "GET" else b"")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class _ClientGone(Exception):
+    """The client went away while the directory app streamed a file."""
+
+
+def _blocks(file: SeekableFile, size: int) -> Iterator[bytes]:
+    """``size`` bytes of ``file`` in blocks; a file that shrank meanwhile cuts the response."""
+    left = size
+    while left:
+        block = file.read(min(_BLOCK, left))
+        if not block:
+            raise TruncatedBody(f"the file ended {left} bytes before its length")
+        left -= len(block)
+        yield block
+
+
+async def _stream(found: FoundFile, size: int, receive: Receive, send: Send) -> None:
+    """Send ``size`` bytes of ``found``, read in worker threads, until the client goes."""
+    # send_chunks closes the file on every path, once a read still in its thread has returned.
+    gone = asyncio.Event()
+
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    def check() -> None:
+        if gone.is_set():
+            raise _ClientGone
+
+    listener = asyncio.ensure_future(listen())
+    try:
+        await send_chunks(send, _blocks(found.file, size), found, check)
+    except _ClientGone:
+        pass
+    finally:
+        listener.cancel()
+
+
+def _open(path: Path) -> tuple[io.FileIO, os.stat_result]:
+    """The file at ``path`` opened for reading, and its status."""
+    file = open(path, "rb", buffering=0)  # noqa: SIM115 - returned open, or closed here
+    try:
+        return file, os.fstat(file.fileno())
+    except BaseException:
+        file.close()
+        raise
+
+
+def make_asgi_directory_app(root: str | os.PathLike[str]) -> ASGIApp:
+    """An ASGI app serving files under ``root`` as plain ``200``s (it knows nothing of Range)."""
+    # A file goes out as http.response.pathsend when the scope offers that extension (the
+    # ASGI RangeMiddleware always does), else in blocks read in worker threads.
+    top = Path(root).resolve()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # a websocket: refused (the server answers 403)
+            await receive()
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _answer(send, 405, [("Allow", "GET, HEAD"), ("Content-Length", "0")], b"")
+            return
+        url_path, prefix = _url_path(scope)
+        found = await asyncio.to_thread(_locate, top, url_path, prefix)
+        if isinstance(found, _Redirect):
+            await _answer(send, 301, [("Location", found.location), ("Content-Length", "0")],
+                          b"")
+            return
+        if isinstance(found, _Listing):
+            await _answer(send, 200, [("Content-Type", "text/html; charset=utf-8"),
+                                      ("Content-Length", str(len(found.page)))],
+                          found.page if method == "GET" else b"")
+            return
+        if isinstance(found, str):
+            await _answer_error(send, found, method)
+            return
+        try:
+            file, info = await asyncio.to_thread(_open, found)
+        except OSError:
+            await _answer_error(send, "404 Not Found", method)
+            return
+        streaming = False
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": _headers(_file_headers(found, info))})
+            if method == "HEAD":
+                await send(body_message(b"", False))
+            elif PATHSEND in (scope.get("extensions") or {}):
+                await send({"type": PATHSEND, "path": str(found)})
+            else:
+                streaming = True
+                await _stream(FoundFile(file, 0, file.close, _BLOCK), info.st_size, receive,
+                              send)
+        finally:
+            if not streaming:
+                file.close()
+
+    return app
+
+
+# --- the request log ------------------------------------------------------------------------
+
+def _target(scope: Scope) -> str:
+    """The request target as the client sent it (path and query)."""
+    raw = scope.get("raw_path")
+    path = bytes(raw).decode("latin-1") if raw else quote(str(scope.get("path", "/")))
+    query = bytes(scope.get("query_string") or b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def _request_fields(scope: Scope) -> tuple[str, bool]:
+    """The ``Range`` field lines joined (``-`` without one), and whether there is no body."""
+    ranges: list[str] = []
+    bodiless = scope.get("http_version") in ("1.0", "1.1")
+    for name, value in scope.get("headers") or ():
+        name = bytes(name).lower()
+        if name == b"range":
+            ranges.append(bytes(value).decode("latin-1"))
+        elif name == b"transfer-encoding" or (name == b"content-length"
+                                               and bytes(value).strip() != b"0"):
+            bodiless = False
+    return ", ".join(ranges) or "-", bodiless
+
+
+class _Watched:
+    """One HTTP request: the app's messages passed on to the server, and noted."""
+
+    def __init__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                 emit: Callable[[str], None]) -> None:
+        self.app = app
+        self.scope = scope
+        self.receive_server = receive
+        self.send_server = send
+        range_value, self.body_read = _request_fields(scope)
+        self.exchange = _Exchange(str(scope.get("method", "-")), _target(scope), range_value,
+                                  emit)
+        self.started = False  # a response start went to the server
+        self.final = False  # the message that completes the response went to the server
+        self.trailers = False
+        self.disconnected = False
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.listener: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        if self.body_read:
+            self._listen()
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except Exception as error:
+            self.exchange.error = _describe(error)
+            await self._answer_500()
+            raise
+        else:
+            if not self.started and not self.disconnected:
+                self.exchange.error = "the application returned without starting a response"
+                await self._answer_500()
+            elif not self.final and not self.disconnected:
+                self.exchange.error = "the application returned before the end of the response"
+        finally:
+            if self.listener is not None:
+                self.listener.cancel()
+            self.exchange.finish()
+
+    async def _answer_500(self) -> None:
+        """Send the 500 the server would send for an app that failed before it started."""
+        if self.started or self.disconnected:
+            return
+        await self.send({"type": "http.response.start", "status": 500, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"),
+            (b"connection", b"close")]})
+        await self.send(body_message(b"Internal Server Error", False))
+
+    # -- what goes to the server
+
+    async def send(self, message: Message) -> None:
+        """Pass ``message`` on to the server, noting the status, length and bytes sent."""
+        kind = message["type"]
+        exchange = self.exchange
+        if kind == "http.response.start" and not self.started:
+            self.started = True
+            exchange.status = int(message["status"])
+            self.trailers = bool(message.get("trailers", False))
+            for name, value in message.get("headers") or ():
+                if bytes(name).lower() == b"content-length":
+                    exchange.header("content-length", bytes(value).decode("latin-1"))
+            await self._to_server(message)
+            exchange.headers_sent()
+        elif kind == "http.response.body" and self.started:
+            if self.listener is not None and not self.disconnected:
+                # A server that drops what is sent once its client has gone (uvicorn) never
+                # makes ``send`` wait: a turn of the loop lets the listener hear it first.
+                await asyncio.sleep(0)
+            more_body = bool(message.get("more_body", False))
+            self.final = not more_body and not self.trailers
+            await self._to_server(message)
+            exchange.sent(message.get("body", b""))
+            if self.final:
+                exchange.finish()
+        elif kind == PATHSEND and self.started:
+            self.final = True
+            await self._to_server(message)
+            if not exchange.logged and exchange.in_body:
+                exchange.body += (exchange.length if exchange.length is not None
+                                  else await asyncio.to_thread(_size, str(message["path"])))
+            exchange.finish()
+        elif kind == "http.response.trailers" and not message.get("more_trailers", False):
+            self.final = True
+            await self._to_server(message)
+            exchange.finish()
+        else:
+            await self._to_server(message)
+
+    async def _to_server(self, message: Message) -> None:
+        try:
+            await self.send_server(message)
+        except OSError as error:
+            if self.exchange.gone is None:
+                self.exchange.gone = _describe(error)
+            raise
+
+    # -- what the app is told
+
+    async def receive(self) -> Message:
+        """The server's messages; once the listener runs, as it heard them."""
+        if self.listener is None:
+            message = await self.receive_server()
+            self._note(message)
+            if self.body_read and not self.disconnected:
+                self._listen()
+            return message
+        if self.disconnected and self.queue.empty():
+            return {"type": "http.disconnect"}
+        return await self.queue.get()
+
+    def _note(self, message: Message) -> None:
+        """Note what a server message tells: the request body read, or the client gone."""
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            if not self.final and not self.exchange.logged:
+                self.exchange.gone = "http.disconnect"
+                self.exchange.finish()
+        elif not message.get("more_body", False):
+            self.body_read = True
+
+    def _listen(self) -> None:
+        """Once the request body is read: listen for the client's disconnect meanwhile."""
+        if self.listener is None:
+            self.listener = asyncio.ensure_future(self._listener())
+
+    async def _listener(self) -> None:
+        while not self.disconnected:
+            try:
+                message = await self.receive_server()
+            except Exception:  # a server whose receive fails has lost its client
+                message = {"type": "http.disconnect"}
+            self._note(message)
+            self.queue.put_nowait(message)
+
+
+def _size(path: str) -> int:
+    return os.stat(path).st_size
+
+
+def logged(app: ASGIApp, stream: TextIO) -> ASGIApp:
+    """``app``, writing one line per HTTP request to ``stream`` with what was really sent."""
+
+    def emit(line: str) -> None:
+        stream.write(line)
+        stream.flush()
+
+    async def logging_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        await _Watched(app, scope, receive, send, emit).run()
+
+    return logging_app
+
+
+# --- the server -----------------------------------------------------------------------------
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` and listening; exit status 1 when that fails."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        print(f"rangewsgi demo: cannot listen on {host} port {port}: {error}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        print(f"rangewsgi demo: cannot listen on {host} port {port}: "
+              f"{error.strerror or error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    return sock
+
+
+def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
+               log: TextIO | None = None) -> None:
+    """Serve ``app`` with uvicorn until interrupted; print the URL."""
+    # With ``log``, one line per request goes to it; uvicorn's own access log is off.
+    uvicorn = require_uvicorn()
+    served: Callable[[Scope, Receive, Send], Awaitable[None]] = (
+        app if log is None else logged(app, log))
+    sock = _listening_socket(host, port)
+    try:
+        config: Any = uvicorn.Config(served, interface="asgi3", lifespan="auto",
+                                     log_level="warning", access_log=False,
+                                     proxy_headers=False, timeout_graceful_shutdown=_GRACE)
+        server: Any = uvicorn.Server(config)
+        shown = f"[{host}]" if ":" in host else host
+        print(f"rangewsgi demo serving on http://{shown}:{sock.getsockname()[1]}/ "
+              f"(ASGI, uvicorn {uvicorn.__version__})", flush=True)
+        with _graceful_hangup(server) as received:
+            server.run(sockets=[sock])
+        for signum in received:  # after the shutdown: the handler that was there before
+            signal.raise_signal(signum)
+    finally:
+        sock.close()
+
+
+@contextlib.contextmanager
+def _graceful_hangup(server: Any) -> Iterator[list[int]]:
+    """While inside, SIGHUP stops uvicorn gracefully, as SIGTERM and SIGINT do."""
+    # The signals received are listed, to be raised again once uvicorn has stopped.
+    received: list[int] = []
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        server.should_exit = True
+
+    previous = signal.signal(hangup, stop)
+    try:
+        yield received
+    finally:
+        signal.signal(hangup, previous)
