@@ -129,10 +129,23 @@ def _from_us(exc: BaseException, ours: BaseException | None) -> bool:
 class _Exchange:
     """One GET or HEAD through the middleware."""
 
-    __slots__ = ("app", "bodiless", "body_read", "ended", "ended_event", "facts", "gone",
-                 "head", "headers", "options", "plan", "receive_server", "receiving", "request",
-                 "scope", "send_server", "server_error", "server_pathsend", "sliced", "start",
-                 "stash", "status", "stopped", "watcher")
+    # State that most responses never change starts as a class attribute: making one
+    # exchange per request then costs only what each request sets.
+    start: Message | None = None
+    status = ""
+    headers: Headers = []  # noqa: RUF012 - replaced, never mutated
+    facts: ResponseFacts | None = None
+    plan: Plan | None = None
+    sliced: SlicedBody | None = None
+    ended = False  # the response is complete, or the client has gone
+    stopped = False  # the app's next send raises ResponseClosed
+    gone = False  # the server said http.disconnect
+    ended_event: asyncio.Event | None = None
+    server_error: OSError | None = None
+    body_read = False
+    receiving = False  # the app waits in the server's receive
+    stash: list[Message] | None = None
+    watcher: asyncio.Task[None] | None = None
 
     def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
                  send: Send) -> None:
@@ -159,21 +172,6 @@ class _Exchange:
                                 if bytes(n).lower() not in (b"range", b"if-range")]
         self.receive_server = receive
         self.send_server = send
-        self.start: Message | None = None
-        self.status = ""
-        self.headers: Headers = []
-        self.facts: ResponseFacts | None = None
-        self.plan: Plan | None = None
-        self.sliced: SlicedBody | None = None
-        self.ended = False  # the response is complete, or the client has gone
-        self.stopped = False  # the app's next send raises ResponseClosed
-        self.gone = False  # the server said http.disconnect
-        self.ended_event: asyncio.Event | None = None
-        self.server_error: OSError | None = None
-        self.body_read = False
-        self.receiving = False  # the app waits in the server's receive
-        self.stash: list[Message] = []
-        self.watcher: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         try:
@@ -213,7 +211,8 @@ class _Exchange:
     async def _on_start(self, message: Message) -> None:
         self.start = message
         self.status = str(message["status"])
-        self.headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+        # Byte strings (bytes, or the bytearray some apps send): both decode.
+        self.headers = [(n.decode("latin-1"), v.decode("latin-1"))
                         for n, v in message.get("headers") or ()]
         self.facts = read_headers(self.status, self.headers)  # one scan of the headers
         if message.get("trailers"):
@@ -380,7 +379,8 @@ class _Exchange:
                 message = {"type": "http.disconnect"}
             had_body = self.body_read
             if self._note(message) and not had_body:
-                self.stash.append(message)  # the request itself, for the app to read
+                # the request itself, for the app to read
+                self.stash = [*(self.stash or ()), message]
                 assert self.ended_event is not None
                 self.ended_event.set()
                 self.ended_event = asyncio.Event()

@@ -7,6 +7,7 @@ server is the one the README shows, started as a subprocess with its request log
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -16,13 +17,14 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from support import Server, free_port, start_server
@@ -207,3 +209,24 @@ def wait_logged(server: Server, path: str, match: Callable[[LoggedRequest], bool
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def chromium(flags: list[str], profile_parent: Path, timeout: float) -> Iterator[Any]:
+    """Headless Debian Chromium driven by chromedriver, with a fresh profile; quit after."""
+    binary = need_tool("chromium")
+    chromedriver = need_tool("chromedriver")
+    webdriver = need_module("selenium.webdriver")
+    service = need_module("selenium.webdriver.chrome.service")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in flags:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=profile_parent)}")
+    driver = webdriver.Chrome(options=options, service=service.Service(chromedriver))
+    driver.set_script_timeout(timeout + 5)
+    driver.set_page_load_timeout(timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from media import (
     MP4_CODECS,
     LoggedRequest,
+    chromium,
     make_blob,
     make_long_wav,
     make_mp4_moov_at_end,
@@ -145,23 +145,8 @@ def plain(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    chromedriver = need_tool("chromedriver")
-    webdriver = need_module("selenium.webdriver")
-    service = need_module("selenium.webdriver.chrome.service")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(dir=tmp_path_factory.mktemp("chromium"))
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=service.Service(chromedriver))
-    driver.set_script_timeout(SCRIPT_TIMEOUT + 5)
-    driver.set_page_load_timeout(SCRIPT_TIMEOUT)
-    try:
+    with chromium(CHROMIUM_FLAGS, tmp_path_factory.mktemp("chromium"), SCRIPT_TIMEOUT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def play(driver: Any, server: Server, name: str, fraction: float,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from media import (
     MP4_CODECS,
+    chromium,
     make_long_wav,
     make_mp4_moov_at_end,
     make_webm_audio,
@@ -123,24 +123,8 @@ def plain(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    chromedriver = need_tool("chromedriver")
-    webdriver = need_module("selenium.webdriver")
-    service = need_module("selenium.webdriver.chrome.service")
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(dir=tmp_path_factory.mktemp("chromium"))
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=service.Service(chromedriver))
-    driver.set_script_timeout(SCRIPT_TIMEOUT + 5)
-    driver.set_page_load_timeout(SCRIPT_TIMEOUT)
-    try:
+    with chromium(CHROMIUM_FLAGS, tmp_path_factory.mktemp("chromium"), SCRIPT_TIMEOUT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def play(driver: Any, server: Server, name: str, fraction: float, to_end: bool) -> dict[str, Any]:
