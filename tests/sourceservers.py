@@ -657,3 +657,19 @@ def serving(prefix: str, start: Callable[[Path], Server]) -> Iterator[tuple[Serv
             server.stop(timeout=10)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_outcome(outcome: Outcome, expected: Outcome, error: type[Exception] | None,
+                  partial: bool) -> None:
+    """The answer is whole and exact; or it stops before its headers; or it is cut short
+    inside a correct prefix of the exact answer."""
+    if error is None:
+        assert outcome.error is None, outcome.error
+        assert outcome.status == expected.status
+        assert outcome.body == same_boundary(expected, outcome)
+        return
+    assert isinstance(outcome.error, error), outcome.error
+    whole = same_boundary(expected, outcome)
+    assert whole.startswith(outcome.body) and len(outcome.body) < len(whole)
+    if not partial:
+        assert not outcome.sent_headers, "an error before any byte must stop the headers"

@@ -226,16 +226,21 @@ def test_log_shows_a_body_cut_by_an_exception(faulty: Server) -> None:
     wait_logged(faulty, "GET /late Range=bytes=100-199 -> 206 100 bytes\n")
 
 
-def test_log_shows_a_client_that_went_away(faulty: Server) -> None:
-    with socket.create_connection((HOST, faulty.port), timeout=10) as sock:
+def read_some_then_reset(port: int) -> int:
+    """GET /endless, read 200,000 bytes or more, then close with a reset, not a FIN, so the
+    server's next write fails at once; the body bytes received."""
+    with socket.create_connection((HOST, port), timeout=10) as sock:
         sock.sendall(f"GET /endless HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
         data = b""
         while len(data) < 200_000:
             data += sock.recv(1 << 16)
         assert data.startswith(b"HTTP/1.1 200 ")
-        received = len(data.partition(b"\r\n\r\n")[2])
-        # Close with a reset, not a FIN: the server's next write fails at once.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return len(data.partition(b"\r\n\r\n")[2])
+
+
+def test_log_shows_a_client_that_went_away(faulty: Server) -> None:
+    received = read_some_then_reset(faulty.port)
     match = wait_logged(faulty, re.compile(
         r"GET /endless Range=- -> 200 (\d+) of 1073741824 bytes, "
         r"aborted: client went away \((BrokenPipeError|ConnectionResetError)"))
@@ -669,14 +674,7 @@ def test_asgi_log_shows_failures_and_a_client_that_went_away(faulty_asgi: Server
     status, body = read_until_closed(faulty_asgi.port, "/late", "Range: bytes=100-199\r\n")
     assert (status, body) == (206, b"x" * 100)
     wait_logged(faulty_asgi, "GET /late Range=bytes=100-199 -> 206 100 bytes\n")
-    with socket.create_connection((HOST, faulty_asgi.port), timeout=10) as sock:
-        sock.sendall(f"GET /endless HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-        data = b""
-        while len(data) < 200_000:
-            data += sock.recv(1 << 16)
-        assert data.startswith(b"HTTP/1.1 200 ")
-        received = len(data.partition(b"\r\n\r\n")[2])
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    received = read_some_then_reset(faulty_asgi.port)
     match = wait_logged(faulty_asgi, re.compile(
         r"GET /endless Range=- -> 200 (\d+) of 1073741824 bytes, "
         r"aborted: client went away \(http\.disconnect\)\n"))

@@ -21,7 +21,7 @@ import urllib3
 from server_configs.checks import check_416, check_full, check_multi, check_single
 from sourceservers import (
     SIZE,
-    Outcome,
+    check_outcome,
     client_sockets,
     fetch,
     nginx_requests,
@@ -275,20 +275,6 @@ def test_bad_upstream(upstream: Server, pool: urllib3.PoolManager, faults: str, 
     outcome = run_wsgi(proxy_app(upstream.url, pool=pool, **options), f"/{token}", headers)
     check_outcome(outcome, expected, error, partial)
     assert released(pool, upstream.port)
-
-
-def check_outcome(outcome: Outcome, expected: Outcome, error: type[Exception] | None,
-                  partial: bool) -> None:
-    if error is None:
-        assert outcome.error is None, outcome.error
-        assert outcome.status == expected.status
-        assert outcome.body == same_boundary(expected, outcome)
-        return
-    assert isinstance(outcome.error, error), outcome.error
-    whole = same_boundary(expected, outcome)
-    assert whole.startswith(outcome.body) and len(outcome.body) < len(whole)
-    if not partial:
-        assert not outcome.sent_headers, "an error before any byte must stop the headers"
 
 
 @pytest.mark.parametrize(("faults", "error"), [("missing", FileNotFoundError),

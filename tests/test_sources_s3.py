@@ -24,7 +24,7 @@ from sourceservers import (
     BUCKET,
     CREDENTIALS,
     SIZE,
-    Outcome,
+    check_outcome,
     client_sockets,
     fetch,
     moto_requests,
@@ -305,22 +305,6 @@ def test_bad_endpoint(upstream: Server, faults: str, ranges: str, options: dict[
     outcome = run_wsgi(s3_app(client, **options), f"/{token}", headers)
     check_outcome(outcome, expected, error, partial)
     assert released(client, upstream.port)
-
-
-def check_outcome(outcome: Outcome, expected: Outcome, error: type[Exception] | None,
-                  partial: bool) -> None:
-    """The answer is whole and exact; or it stops before its headers; or it is cut short
-    inside a correct prefix of the exact answer."""
-    if error is None:
-        assert outcome.error is None, outcome.error
-        assert outcome.status == expected.status
-        assert outcome.body == same_boundary(expected, outcome)
-        return
-    assert isinstance(outcome.error, error), outcome.error
-    whole = same_boundary(expected, outcome)
-    assert whole.startswith(outcome.body) and len(outcome.body) < len(whole)
-    if not partial:
-        assert not outcome.sent_headers, "an error before any byte must stop the headers"
 
 
 @pytest.mark.parametrize(("faults", "error"), [("missing", FileNotFoundError),
