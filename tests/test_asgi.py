@@ -27,7 +27,17 @@ from hypothesis import strategies as st
 from inprocess import Result, chunked
 from inprocess import call as wsgi_call
 from support import parse_multipart
-from test_model import DATE, LM, check, if_range_header, model_request, range_header
+from test_model import (
+    DATE,
+    DATES,
+    LM,
+    TAG_FIELDS,
+    check,
+    if_range_header,
+    model_preconditions,
+    model_request,
+    range_header,
+)
 
 import rangewsgi.asgi_bodies
 from rangewsgi import RangeMiddleware as WSGIRangeMiddleware
@@ -936,4 +946,45 @@ def test_every_answer_matches_the_model(tmp_path: Path, data: bytes, kind: str,
     served = serve(app, method, request)
     assert served.error is None and served.complete
     check(served.result(), shape, ranges, data, SEEKABLE_ASGI.get(kind, kind), method)
+    assert tracker.ended == 1
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=1, max_size=300), kind=st.sampled_from(BODY_KINDS),
+       rng=st.sampled_from([None, "bytes=0-9", "bytes=-5", "bytes=5-,0-1", "bytes=9999-"]),
+       if_range=st.sampled_from([None, '"v1"', LM]),
+       etag=st.sampled_from([None, '"v1"', 'W/"v1"']), method=st.sampled_from(["GET", "HEAD"]),
+       if_match=st.sampled_from(TAG_FIELDS), if_none_match=st.sampled_from(TAG_FIELDS),
+       ims=st.sampled_from([None, *DATES]), ius=st.sampled_from([None, *DATES]))
+def test_preconditions_then_ranges_match_the_model(
+        tmp_path: Path, data: bytes, kind: str, rng: str | None, if_range: str | None,
+        etag: str | None, method: str, if_match: str | None, if_none_match: str | None,
+        ims: str | None, ius: str | None) -> None:
+    """RFC 9110 13.2.2 through the ASGI adapter, against the same independent model as the
+    WSGI one (tests/test_model.py)."""
+    headers = [("content-type", "application/x-test"), ("last-modified", LM), ("date", DATE)]
+    if etag is not None:
+        headers.append(("etag", etag))
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    tracker = Tracker()
+    app = RangeMiddleware(make_app(kind, data, headers=headers, tracker=tracker, path=path))
+    fields = {name: value for name, value in [
+        ("If-Match", if_match), ("If-None-Match", if_none_match), ("If-Modified-Since", ims),
+        ("If-Unmodified-Since", ius), ("Range", rng), ("If-Range", if_range)]
+        if value is not None}
+    served = serve(app, method, fields)
+    assert served.error is None and served.complete
+    result = served.result()
+    outcome = model_preconditions(fields, etag)
+    if outcome == "412":
+        assert result.status == "412 Precondition Failed"
+        assert result.body == (b"412 Precondition Failed\n" if method == "GET" else b"")
+    elif outcome == "304":
+        assert result.status == "304 Not Modified" and result.body == b""
+        assert result.header("ETag") == etag and result.header("Content-Type") is None
+    else:
+        _, shape, ranges = model_request(method, rng, if_range, etag, len(data), 100)
+        check(result, shape, ranges, data, SEEKABLE_ASGI.get(kind, kind), method)
     assert tracker.ended == 1
