@@ -42,9 +42,9 @@ Predicate = Callable[[Scope, Headers, int], bool]
 """``predicate(scope, headers, length) -> bool``: False leaves a 200 untouched."""
 
 PATHSEND = "http.response.pathsend"
-_REQUEST_FIELDS = {b"range": "range", b"if-range": "if_range", b"if-match": "if_match",
-                   b"if-none-match": "if_none_match", b"if-modified-since": "if_modified_since",
-                   b"if-unmodified-since": "if_unmodified_since"}
+# Request fields the decision reads: their place in ``Request`` after the method.
+_REQUEST_FIELDS = {b"range": 0, b"if-range": 1, b"if-match": 2, b"if-none-match": 3,
+                   b"if-modified-since": 4, b"if-unmodified-since": 5}
 
 
 class ResponseClosed(OSError):
@@ -83,7 +83,7 @@ class RangeMiddleware:
 
 def _request(scope: Scope) -> tuple[Request, bool]:
     """The request fields the decision reads, and whether the request carries a body."""
-    fields: dict[str, str] = {}
+    fields: list[str | None] = [None] * 6
     bodiless = scope.get("http_version") in ("1.0", "1.1")
     for name, value in scope.get("headers") or ():
         name = bytes(name).lower()
@@ -91,14 +91,15 @@ def _request(scope: Scope) -> tuple[Request, bool]:
         if key is not None:
             # RFC 9110 5.3: repeated field lines combine into one comma-separated list.
             text = bytes(value).decode("latin-1")
-            fields[key] = f"{fields[key]}, {text}" if key in fields else text
+            seen = fields[key]
+            fields[key] = text if seen is None else f"{seen}, {text}"
         elif name == b"transfer-encoding" or (name == b"content-length"
                                                and bytes(value).strip() != b"0"):
             bodiless = False
     method = scope["method"]
     if method != "GET":
-        fields.pop("range", None)  # 14.2: only GET is ranged
-    return Request(method, **fields), bodiless
+        fields[0] = None  # 14.2: only GET is ranged
+    return Request(method, *fields), bodiless
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -154,14 +155,13 @@ class _Exchange:
         self.request, self.bodiless = _request(scope)
         self.head = scope["method"] == "HEAD"
         # A copy: nothing the app is shown leaks back into the server's scope.
-        self.scope = scope = dict(scope)
-        extensions = dict(scope.get("extensions") or {})
+        extensions = scope.get("extensions") or {}
         self.server_pathsend = PATHSEND in extensions
         # Extensions, "Path Send": offered, so that the file behind the body is known.
         # Zero copy send cannot carry a slice the middleware chooses: not offered.
-        extensions[PATHSEND] = {}
+        extensions = {**extensions, PATHSEND: {}}
         extensions.pop("http.response.zerocopysend", None)
-        scope["extensions"] = extensions
+        self.scope = scope = {**scope, "extensions": extensions}
         headers = scope.get("headers") or ()
         if self.head and (self.request.if_range is not None
                           or any(bytes(n).lower() == b"range" for n, _ in headers)):
@@ -193,13 +193,22 @@ class _Exchange:
             raise ResponseClosed("the response is complete")
         kind = message["type"]
         if kind == "http.response.start" and self.start is None:
-            await self._on_start(message)
+            start = self._on_start(message)
+            if start is not None:
+                await self.send_server(start)
         elif self.start is None or self.ended:
             await self.send_server(message)  # early hints, or what follows a completed body
         elif kind == "http.response.body":
             if self.plan is None:
                 await self._commit(self._decide(None).plan)
-            await self._on_body(message)
+            plan = self.plan
+            assert plan is not None
+            if (plan.kind is Kind.PASS or plan.kind is Kind.FULL) and not self.head:
+                await self.send_server(message)  # the common case, without a further hop
+                if not message.get("more_body", False):
+                    self._end(gone=False)
+            else:
+                await self._on_body(message)
         elif kind == PATHSEND:
             await self._on_pathsend(message)
         else:
@@ -208,7 +217,8 @@ class _Exchange:
                                         reason=f"{kind} from the app"))
             await self.send_server(message)
 
-    async def _on_start(self, message: Message) -> None:
+    def _on_start(self, message: Message) -> Message | None:
+        """Hold the app's start; the start to send now, when its headers decide it."""
         self.start = message
         self.status = str(message["status"])
         # Byte strings (bytes, or the bytearray some apps send): both decode.
@@ -218,9 +228,10 @@ class _Exchange:
         if message.get("trailers"):
             # "Response Start": trailers follow the body (a digest of the whole, say): a
             # response that announces them is not reshaped.
-            await self._commit(Plan(Kind.PASS, self.status, self.headers, reason="trailers"))
-        elif not needs_body(self.request, self.status, self.headers, self.options, self.facts):
-            await self._commit(self._decide(None).plan)
+            return self._started(Plan(Kind.PASS, self.status, self.headers, reason="trailers"))
+        if not needs_body(self.request, self.status, self.headers, self.options, self.facts):
+            return self._started(self._decide(None).plan)
+        return None
 
     def _decide(self, found: FoundFile | None) -> Decision:
         """The core's decision, made once per response."""
@@ -229,6 +240,10 @@ class _Exchange:
 
     async def _commit(self, decided: Plan) -> None:
         """Send the held ``http.response.start``, rewritten for the plan."""
+        await self.send_server(self._started(decided))
+
+    def _started(self, decided: Plan) -> Message:
+        """The held ``http.response.start`` rewritten for the plan, which is now decided."""
         self.plan = decided
         start = self.start
         assert start is not None
@@ -241,7 +256,7 @@ class _Exchange:
             else:
                 encoded = _encode(headers)
             start = {**start, "status": int(decided.status[:3]), "headers": encoded}
-        await self.send_server(start)
+        return start
 
     async def _on_body(self, message: Message) -> None:
         plan = self.plan
