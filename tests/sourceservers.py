@@ -673,3 +673,23 @@ def check_outcome(outcome: Outcome, expected: Outcome, error: type[Exception] | 
     assert whole.startswith(outcome.body) and len(outcome.body) < len(whole)
     if not partial:
         assert not outcome.sent_headers, "an error before any byte must stop the headers"
+
+
+def source_app(make: Callable[[str], Any]) -> Any:
+    """A WSGI app, wrapped in ``RangeMiddleware``, answering each path with the source
+    ``make(PATH_INFO)`` builds: 404 when it finds nothing, 502 when the upstream fails."""
+    from rangewsgi import RangeMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            source = make(environ["PATH_INFO"])
+        except FileNotFoundError:
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return []
+        except OSError:
+            start_response("502 Bad Gateway", [("Content-Length", "0")])
+            return []
+        start_response("200 OK", [("Content-Type", "video/mp4")])
+        return source
+
+    return RangeMiddleware(app)

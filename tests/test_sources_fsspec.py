@@ -27,6 +27,7 @@ from sourceservers import (
     run_wsgi,
     same_boundary,
     serving,
+    source_app,
     start_moto,
     start_upstream,
     versions,
@@ -53,19 +54,7 @@ MULTI_SPANS = [(0, 99), (200000, 200099), (SIZE - 100, SIZE - 1)]
 def fs_app(fs: Any, prefix: str = "", **options: Any) -> RangeMiddleware:
     """A WSGI app answering ``/<path>`` with an ``FsspecSource`` (404/502 when it cannot)."""
 
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        try:
-            source = FsspecSource(fs, prefix + environ["PATH_INFO"].lstrip("/"), **options)
-        except FileNotFoundError:
-            start_response("404 Not Found", [("Content-Length", "0")])
-            return []
-        except OSError:
-            start_response("502 Bad Gateway", [("Content-Length", "0")])
-            return []
-        start_response("200 OK", [("Content-Type", "video/mp4")])
-        return source
-
-    return RangeMiddleware(app)
+    return source_app(lambda path: FsspecSource(fs, prefix + path.lstrip("/"), **options))
 
 
 class Swapping(FsspecSource):

@@ -29,6 +29,7 @@ from sourceservers import (
     same_boundary,
     serve_wsgi,
     serving,
+    source_app,
     start_nginx,
     start_upstream,
     upstream_stats,
@@ -87,19 +88,7 @@ def pool() -> Iterator[urllib3.PoolManager]:
 def proxy_app(base: str, **options: Any) -> RangeMiddleware:
     """A WSGI app answering each path with an ``HTTPSource`` over ``base + path``."""
 
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        try:
-            source = HTTPSource(base + environ["PATH_INFO"], **options)
-        except FileNotFoundError:
-            start_response("404 Not Found", [("Content-Length", "0")])
-            return []
-        except OSError:
-            start_response("502 Bad Gateway", [("Content-Length", "0")])
-            return []
-        start_response("200 OK", [("Content-Type", "video/mp4")])
-        return source
-
-    return RangeMiddleware(app)
+    return source_app(lambda path: HTTPSource(base + path, **options))
 
 
 def close_pools(pool: urllib3.PoolManager) -> None:

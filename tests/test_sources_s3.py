@@ -32,6 +32,7 @@ from sourceservers import (
     same_boundary,
     serve_wsgi,
     serving,
+    source_app,
     start_moto,
     start_upstream,
     versions,
@@ -100,19 +101,7 @@ def upstream() -> Iterator[Server]:
 def s3_app(client: Any, bucket: str = BUCKET, **options: Any) -> RangeMiddleware:
     """A WSGI app answering ``/<key>`` with an ``S3Source`` (404/502 when it cannot)."""
 
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        try:
-            source = S3Source(client, bucket, environ["PATH_INFO"].lstrip("/"), **options)
-        except FileNotFoundError:
-            start_response("404 Not Found", [("Content-Length", "0")])
-            return []
-        except OSError:
-            start_response("502 Bad Gateway", [("Content-Length", "0")])
-            return []
-        start_response("200 OK", [("Content-Type", "video/mp4")])
-        return source
-
-    return RangeMiddleware(app)
+    return source_app(lambda path: S3Source(client, bucket, path.lstrip("/"), **options))
 
 
 def released(client: Any, port: int) -> bool:
