@@ -6,7 +6,7 @@
   N-th GET of that path on): ``/media/fail@2+weak.token``. It also speaks enough of S3's
   path-style API for boto3 (``HEAD``/``GET /bucket/key``). ``/_stats`` reports the open
   connections (the stats request itself not counted) and the GETs per path.
-- ``start_moto()``: moto's standalone S3 server.
+- ``start_moto()``: moto's S3 server, each request it answers recorded by us (``moto_requests``).
 - ``start_nginx()``: Debian's nginx serving a directory, its own config in a temp dir.
 - ``start_proxy()``: a TCP proxy that counts connections and bytes each way (``proxy_stats``).
 - ``serve_wsgi()``: a WSGI app on a werkzeug server in a thread; ``fetch()`` reads one answer
@@ -396,7 +396,10 @@ def start_proxy(target: int, workdir: Path) -> Proxy:
 
 
 def start_moto(workdir: Path) -> Server:
-    """moto's standalone S3 server (``moto[server]``); in CI its absence fails."""
+    """moto's S3 app (``moto[server]``) on werkzeug's threaded server, as ``moto_server`` runs
+    it, behind a recorder of ours: every request's method, path and status go to
+    ``requests.jsonl`` in ``workdir`` (``moto_requests``), whatever moto itself logs.
+    In CI its absence fails."""
     import importlib.util
 
     from server_configs.launch import require
@@ -404,17 +407,52 @@ def start_moto(workdir: Path) -> Server:
     found = all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "flask_cors"))
     require("moto", "moto[server] (pip install 'moto[server]')", found)
     port = free_port()
-    return start_server([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-                        port, cwd=workdir, log_path=workdir / "moto.log", timeout=60)
+    record = workdir / "requests.jsonl"
+    server = start_server([sys.executable, str(Path(__file__)), "moto", str(port), str(record)],
+                          port, cwd=workdir, log_path=workdir / "moto.log", timeout=60)
+    server.extra["requests"] = record
+    return server
 
 
-# moto's werkzeug request log: "GET /media/clips/movie.mp4 HTTP/1.1" 206 -
-MOTO_LOG = re.compile(r'"(GET|HEAD|PUT|POST) /([^ ?]*)[^ ]* HTTP/1\.1" (\d{3})')
+class _RequestRecorder:
+    """WSGI middleware: one JSON line per request (method, path, status) appended to a file,
+    written when the app starts its response."""
+
+    def __init__(self, app: Any, path: Path) -> None:
+        self.app = app
+        self.path = path
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        def recording(status: str, headers: Any, exc_info: Any = None) -> Any:
+            line = json.dumps({"method": environ["REQUEST_METHOD"],
+                               "path": environ.get("PATH_INFO", ""),
+                               "status": int(status.split(" ", 1)[0])})
+            with self.lock, open(self.path, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, recording)
+
+
+def run_moto(port: int, record: Path) -> None:
+    from moto.moto_server import werkzeug_app
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    os.environ.setdefault("MOTO_PORT", str(port))  # as moto_server sets it
+    app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    handler = getattr(werkzeug_app, "MotoRequestHandler", WSGIRequestHandler)
+    record.touch()
+    run_simple(HOST, port, _RequestRecorder(app, record), threaded=True,
+               request_handler=handler)
 
 
 def moto_requests(moto: Server, bucket: str, key: str) -> list[tuple[str, int]]:
-    """(method, status) of every request moto logged for one object."""
-    return [(m[1], int(m[3])) for m in MOTO_LOG.finditer(moto.log()) if m[2] == f"{bucket}/{key}"]
+    """(method, status) of every request moto answered for one object, in order."""
+    record = moto.extra["requests"]
+    assert isinstance(record, Path)
+    entries = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    return [(e["method"], e["status"]) for e in entries if e["path"] == f"/{bucket}/{key}"]
 
 
 NGINX_CONF = """\
@@ -635,6 +673,8 @@ def main(argv: list[str]) -> None:
         run_upstream(int(argv[1]))
     elif argv[0] == "proxy":
         run_proxy(int(argv[1]), int(argv[2]), int(argv[3]))
+    elif argv[0] == "moto":
+        run_moto(int(argv[1]), Path(argv[2]))
     else:
         raise SystemExit(f"unknown server {argv[0]!r}")
 
