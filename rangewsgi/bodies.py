@@ -25,15 +25,26 @@ class ClosingBody:
 
     PEP 3333: the server calls ``close()``; the inner iterable's ``close()`` must run on
     success, on error and on client disconnect. It also runs as soon as ``chunks`` is
-    exhausted, so that resources are released once the last needed byte is out.
+    exhausted (or at once, ``closed_early``), so that resources are released once the last
+    needed byte is out. An error the inner ``close()`` raises then is kept and raised by the
+    server's ``close()``, once, as it would be without the middleware: the answer does not
+    depend on the inner body any more, and still goes out whole.
     """
 
-    __slots__ = ("_chunks", "_close", "_closed")
+    __slots__ = ("_chunks", "_close", "_closed", "_error")
 
     def __init__(self, chunks: Iterator[bytes], close: Callable[[], None] | None) -> None:
         self._chunks = chunks
         self._close = close
         self._closed = False
+        self._error: Exception | None = None
+
+    @classmethod
+    def closed_early(cls, chunks: Iterator[bytes], close: Callable[[], None]) -> ClosingBody:
+        """``chunks``, written without the inner body, which is closed now, unread."""
+        body = cls(chunks, close)
+        body._close_early()
+        return body
 
     def __iter__(self) -> ClosingBody:
         return self
@@ -42,10 +53,23 @@ class ClosingBody:
         try:
             return next(self._chunks)
         except StopIteration:
+            pass
+        self._close_early()  # outside the handler: an error it keeps has no StopIteration
+        raise StopIteration
+
+    def _close_early(self) -> None:
+        """Close before the server does; an error waits for the server's ``close()``."""
+        if self._closed:
+            return
+        try:
             self.close()
-            raise
+        except Exception as exc:  # raised again by close(), where the server expects it
+            self._error = exc
 
     def close(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
         if self._closed:
             return
         self._closed = True

@@ -7,6 +7,8 @@ validators to a plain file that has none, applies the predicate and calls the pu
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +16,25 @@ from typing import Any
 from .conditions import file_validators
 from .files import FoundFile, measure
 from .options import check_options
-from .plan import Headers, Kind, Limits, Plan, Request, ResponseFacts, decide, read_headers
+from .plan import (
+    LENGTH_UNKNOWN,
+    Headers,
+    Kind,
+    Limits,
+    Plan,
+    Request,
+    ResponseFacts,
+    decide,
+    read_headers,
+)
 from .sources import RangedSource
 
-__all__ = ["Decision", "Options", "decide_response", "needs_body"]
+__all__ = ["Decision", "LengthWarnings", "Options", "clip", "decide_response", "needs_body",
+           "ranged_media_type"]
+
+logger = logging.getLogger("rangewsgi")
+
+_LOG_PREFIX = 64  # characters of a request field that a log line carries at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +160,82 @@ def _with_validators(headers: Headers, facts: ResponseFacts, etag: str | None,
         facts.last_modified = last_modified
         added.append(("Last-Modified", last_modified))
     return added, facts
+
+
+def clip(value: object) -> str:
+    """A request-controlled value for a log line: a short prefix, never the whole value."""
+    text = "-" if value is None else str(value)
+    if len(text) <= _LOG_PREFIX:
+        return text
+    return f"{text[:_LOG_PREFIX]}...({len(text)} chars)"
+
+
+# Media that clients fetch in ranges: players seek (audio, video), downloads resume
+# (octet-stream, archives, disk images), PDF viewers fetch the pages they show. Images are
+# left out: browsers do not range them, and generated images (thumbnails) are common.
+_RANGED_MEDIA_PREFIXES = ("audio/", "video/")
+_RANGED_MEDIA_TYPES = frozenset({
+    "application/octet-stream", "application/pdf", "application/zip", "application/gzip",
+    "application/x-gzip", "application/x-tar", "application/x-bzip2", "application/x-xz",
+    "application/zstd", "application/x-7z-compressed", "application/vnd.rar",
+    "application/x-rar-compressed", "application/x-iso9660-image",
+    "application/x-apple-diskimage", "application/java-archive",
+    "application/vnd.android.package-archive",
+})
+
+
+def ranged_media_type(headers: Headers) -> str | None:
+    """The ``Content-Type`` of ``headers`` when it names media that clients fetch in ranges
+    and the content is not coded on the fly (a ``Content-Encoding`` other than ``identity``
+    has no length to give before it is made); else None."""
+    media = None
+    for name, value in headers:
+        key = name.lower()
+        if key == "content-encoding" and value.strip(" \t").lower() not in ("", "identity"):
+            return None
+        if key == "content-type":
+            media = value
+    if media is None:
+        return None
+    essence = media.split(";", 1)[0].strip(" \t").lower()  # RFC 9110 8.3.1: case-insensitive
+    if essence.startswith(_RANGED_MEDIA_PREFIXES) or essence in _RANGED_MEDIA_TYPES:
+        return media
+    return None
+
+
+class LengthWarnings:
+    """One ``WARNING`` per route when a ``200`` of a ranged media type passes through for
+    want of a length (no ``Content-Length``, and no file body whose size can be measured).
+
+    ``fix`` says, in the adapter's terms, how to give the middleware a length. Routes are
+    remembered by hash, at most ``limit`` of them: memory stays bounded whatever paths
+    clients make up, and once ``limit`` routes are reported no further one is.
+    """
+
+    __slots__ = ("_lock", "_seen", "fix", "limit")
+
+    def __init__(self, fix: str, limit: int = 256) -> None:
+        self.fix = fix
+        self.limit = limit
+        self._seen: set[int] = set()
+        self._lock = threading.Lock()
+
+    def check(self, decided: Plan, route: tuple[str, str]) -> None:
+        """Warn about ``decided`` for ``route`` (prefix, path) if it is the first such."""
+        if decided.reason != LENGTH_UNKNOWN:
+            return
+        media = ranged_media_type(decided.headers)
+        if media is None:
+            return
+        key = hash(route)
+        with self._lock:
+            if key in self._seen or len(self._seen) >= self.limit:
+                return
+            self._seen.add(key)
+            last = len(self._seen) == self.limit
+        logger.warning(
+            "route %r: a 200 of %s passes through without ranges: its length is unknown "
+            "(no Content-Length, and no file body whose size the middleware can measure). "
+            "To have it ranged, %s. Logged once per route.%s",
+            clip("".join(route)), clip(media), self.fix,
+            f" This is the last route reported ({self.limit} so far)." if last else "")

@@ -16,9 +16,19 @@ from .bodies import (
     slice_chunks,
     stream_slicer,
 )
-from .decision import Options, decide_response, needs_body
+from .decision import LengthWarnings, Options, clip, decide_response, needs_body
 from .files import BoundedFile, FileWrapper, FoundFile, find_file
-from .plan import WRITTEN_HERE, Headers, Kind, Limits, Plan, Request, fixed_body, read_headers
+from .plan import (
+    LENGTH_UNKNOWN,
+    WRITTEN_HERE,
+    Headers,
+    Kind,
+    Limits,
+    Plan,
+    Request,
+    fixed_body,
+    read_headers,
+)
 from .ranges import ByteRange
 from .servers import ServerRow, identify
 from .sources import RangedSource, is_ranged_source
@@ -36,15 +46,10 @@ Predicate = Callable[["WSGIEnvironment", Headers, int], bool]
 """``predicate(environ, headers, length) -> bool``: False leaves a 200 untouched."""
 
 _MISSING = object()
-_LOG_PREFIX = 64  # characters of a request field that a log line carries at most
-
-
-def _clip(value: object) -> str:
-    """A request-controlled value for a log line: a short prefix, never the whole value."""
-    text = "-" if value is None else str(value)
-    if len(text) <= _LOG_PREFIX:
-        return text
-    return f"{text[:_LOG_PREFIX]}...({len(text)} chars)"
+# How a WSGI app gives the middleware a length (see ``LengthWarnings``).
+_LENGTH_FIX = ("give the response a Content-Length, or return the file through "
+               "environ['wsgi.file_wrapper'] (Flask and Werkzeug: send_file(path, "
+               "conditional=False), not Response(open(path, 'rb')))")
 
 
 class RangeMiddleware:
@@ -54,7 +59,9 @@ class RangeMiddleware:
     Every ``GET`` whose inner response is a ``200`` with a known length (a ``Content-Length``
     or a file body whose size can be measured) gets ``206``, ``multipart/byteranges`` or
     ``416`` as RFC 9110 says, after the preconditions of 13.2.2 (``412``, ``304``); every
-    such ``200`` (and its ``HEAD``) carries ``Accept-Ranges: bytes``.
+    such ``200`` (and its ``HEAD``) carries ``Accept-Ranges: bytes``. A ``200`` of audio,
+    video, ``application/octet-stream``, PDF or an archive whose length is unknown passes
+    through unranged, with one ``WARNING`` per route on the ``rangewsgi`` logger.
 
     Options:
         max_ranges: more range-specs than this and the Range header is ignored (200).
@@ -86,6 +93,7 @@ class RangeMiddleware:
                                file_wrapper_min_size, block_size, conditional,
                                file_validators)
         self.file_wrapper = FileWrapper.with_block_size(block_size)
+        self.length_warnings = LengthWarnings(_LENGTH_FIX)
 
     @property
     def limits(self) -> Limits:
@@ -220,8 +228,11 @@ class _Exchange:
         self.plan = decided
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s Range=%r: %s (%s)", self.request.method,
-                         _clip(self.environ.get("PATH_INFO")), _clip(self.request.range),
+                         clip(self.environ.get("PATH_INFO")), clip(self.request.range),
                          decided.kind.value, decided.reason)
+        if decided.reason == LENGTH_UNKNOWN:
+            route = (self.environ.get("SCRIPT_NAME", ""), self.environ.get("PATH_INFO", ""))
+            self.mw.length_warnings.check(decided, route)
         self.write_fn = self.server_start(decided.status, decided.headers)
 
     # -- the response body --
@@ -264,9 +275,10 @@ class _Exchange:
         if self.request.method == "HEAD" or kind in WRITTEN_HERE:
             # RFC 9110 9.3.2: a HEAD answer has no content, whatever the app returns (some
             # servers send it anyway); a 416, 412 or 304 is written here. The app's body is
-            # closed unread.
-            self.close_result()
-            return [] if self.request.method == "HEAD" else fixed_body(kind)
+            # closed unread, now; an error its close() raises reaches the server's close(),
+            # where it would without the middleware, and the answer still goes out.
+            written = () if self.request.method == "HEAD" else fixed_body(kind)
+            return ClosingBody.closed_early(iter(written), self.close_result)
         source = self.source
         if source is not None and kind is not Kind.PASS:
             # One read_range per part, in the order sent; the full 200 reads it once.

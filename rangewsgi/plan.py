@@ -14,8 +14,8 @@ from .conditions import Precondition, evaluate_preconditions, if_range_holds
 from .multipart import Framing, content_range
 from .ranges import ByteRange, TooManyRanges, parse_range, resolve
 
-__all__ = ["WRITTEN_HERE", "Headers", "Kind", "Limits", "Plan", "Request", "ResponseFacts",
-           "decide", "fixed_body", "plan", "read_headers"]
+__all__ = ["LENGTH_UNKNOWN", "WRITTEN_HERE", "Headers", "Kind", "Limits", "Plan", "Request",
+           "ResponseFacts", "decide", "fixed_body", "plan", "read_headers"]
 
 Headers = list[tuple[str, str]]
 
@@ -31,6 +31,9 @@ class Kind(enum.Enum):
     NOT_MODIFIED = "not modified"  # 304
     PRECONDITION_FAILED = "precondition failed"  # 412
 
+
+# The reason of a rangeable 200 that passes through because its length is not known.
+LENGTH_UNKNOWN = "length unknown"
 
 # The answers whose body the middleware writes itself (``fixed_body``); the app's is closed.
 WRITTEN_HERE = frozenset({Kind.UNSATISFIABLE, Kind.NOT_MODIFIED, Kind.PRECONDITION_FAILED})
@@ -265,7 +268,7 @@ def decide(request: Request, status: str, headers: Headers, facts: ResponseFacts
         if outcome is Precondition.NOT_MODIFIED:
             return _not_modified(headers, facts)
     if length is None:
-        return Plan(Kind.PASS, status, headers, reason="length unknown")
+        return Plan(Kind.PASS, status, headers, reason=LENGTH_UNKNOWN)
     range_value = request.range if request.method == "GET" else None
     return plan(range_value, request.if_range, status, headers, facts, length, limits)
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask, Response, send_file
 from support import parse_multipart
 from werkzeug.test import Client, TestResponse
 
 from rangewsgi import RangeMiddleware
+from rangewsgi.decision import ranged_media_type
 from rangewsgi.paste import ConfigError, filter_app_factory, parse_bool, parse_int
 
 SIZE = 50_021
@@ -194,10 +196,10 @@ def test_each_decision_is_logged_at_debug(
     app = RangeMiddleware(make_app(data_file), predicate=by_content_type, **limits)
     resp = fetch(app, path, headers, method)
     assert resp.status_code == status
-    records = decision_records(caplog)
+    # A pass for want of a length adds one WARNING (test_one_length_warning_per_route).
+    records = [r for r in decision_records(caplog) if r.levelno == logging.DEBUG]
     assert len(records) == 1, [r.getMessage() for r in records]
     record = records[0]
-    assert record.levelno == logging.DEBUG
     message = record.getMessage()
     assert f": {kind} ({reason})" in message
     assert message.startswith(f"{method} {path} ")
@@ -233,6 +235,124 @@ def test_other_methods_are_not_intercepted(data_file: Path,
     got = fetch(app, "/media/clip.bin", {"Range": "bytes=0-1"}, "POST")
     same_response(got, fetch(inner, "/media/clip.bin", {"Range": "bytes=0-1"}, "POST"))
     assert decision_records(caplog) == []
+
+
+# -- the WARNING for a media 200 that passes through for want of a length --
+
+def flask_app(path: Path) -> Any:
+    """``Response(open(path, "rb"))`` (no length: Werkzeug hides the file behind a
+    generator), its fix ``send_file(..., conditional=False)``, and a text page."""
+
+    app = Flask(__name__)
+
+    @app.get("/video/<name>")
+    def video(name: str) -> Response:
+        return Response(open(path, "rb"), mimetype="video/mp4")
+
+    @app.get("/sent/<name>")
+    def sent(name: str) -> Response:
+        return send_file(path, mimetype="video/mp4", conditional=False)
+
+    @app.get("/page")
+    def page() -> Response:
+        return Response(iter([b"<p>", b"text", b"</p>"]), mimetype="text/html")
+
+    return app.wsgi_app
+
+
+def fetch_closed(app: Any, path: str, headers: dict[str, str] | None = None,
+                 method: str = "GET", **environ: str) -> TestResponse:
+    """``fetch``, read whole and closed as a server closes it (the file is closed)."""
+    resp = Client(app).open(path, method=method, headers=headers or {},
+                            environ_overrides=environ)
+    resp.get_data()
+    resp.close()
+    return resp
+
+
+def length_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "rangewsgi" and r.levelno == logging.WARNING]
+
+
+def test_one_length_warning_per_route(data_file: Path, data: bytes,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rangewsgi")
+    app = RangeMiddleware(flask_app(data_file))
+    for headers in ({}, {"Range": "bytes=0-9"}, {"Range": "bytes=0-1,5-6"}, {}, {}):
+        got = fetch_closed(app, "/video/a", headers)
+        assert got.status_code == 200 and got.get_data() == data  # passed through, whole
+        assert "Accept-Ranges" not in got.headers
+    assert fetch_closed(app, "/video/a", method="HEAD").status_code == 200
+    warnings = length_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    # It names the route, the content type and the fix.
+    assert warnings[0].startswith("route '/video/a': a 200 of video/mp4 passes through")
+    assert "give the response a Content-Length" in warnings[0]
+    assert "send_file(path, conditional=False)" in warnings[0]
+    assert "wsgi.file_wrapper" in warnings[0]
+    fetch_closed(app, "/video/b", {"Range": "bytes=0-9"})
+    fetch_closed(app, "/video/b")
+    fetch_closed(app, "/video/a")
+    assert len(length_warnings(caplog)) == 2
+    assert length_warnings(caplog)[1].startswith("route '/video/b': ")
+    # The same path under another mount point (SCRIPT_NAME) is another route.
+    fetch_closed(app, "/video/a", SCRIPT_NAME="/mounted")
+    assert len(length_warnings(caplog)) == 3
+    assert length_warnings(caplog)[2].startswith("route '/mounted/video/a': ")
+
+
+def test_no_length_warning_for_ranged_media_or_text(data_file: Path, data: bytes,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="rangewsgi")
+    app = RangeMiddleware(flask_app(data_file))
+    whole = fetch_closed(app, "/sent/a")
+    assert whole.get_data() == data and whole.headers["Accept-Ranges"] == "bytes"
+    part = fetch_closed(app, "/sent/a", {"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.get_data() == data[10:20]
+    page = fetch_closed(app, "/page", {"Range": "bytes=0-1"})
+    assert page.status_code == 200 and page.get_data() == b"<p>text</p>"
+    assert fetch_closed(app, "/nowhere").status_code == 404
+    assert length_warnings(caplog) == []
+    assert [r.getMessage().split(": ")[-1] for r in decision_records(caplog)] == [
+        "full (no range requested)", "partial (one range)", "pass (length unknown)",
+        "pass (not a rangeable 200)"]
+
+
+def test_length_warnings_remember_a_bounded_number_of_routes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rangewsgi")
+
+    def stream(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "audio/mpeg")])
+        yield b"ID3"
+
+    app = RangeMiddleware(stream)
+    limit = app.length_warnings.limit
+    for number in range(limit + 20):
+        assert fetch_closed(app, f"/track/{number}").get_data() == b"ID3"
+    warnings = length_warnings(caplog)
+    assert len(warnings) == limit
+    assert warnings[-1].endswith(f"This is the last route reported ({limit} so far).")
+    fetch_closed(app, "/track/0")
+    assert len(length_warnings(caplog)) == limit
+
+
+@pytest.mark.parametrize(("headers", "media"), [
+    ([("Content-Type", "video/mp4")], "video/mp4"),
+    ([("content-type", "Audio/MPEG; rate=44100")], "Audio/MPEG; rate=44100"),
+    ([("Content-Type", "application/octet-stream")], "application/octet-stream"),
+    ([("Content-Type", "application/zip")], "application/zip"),
+    ([("Content-Type", "application/pdf")], "application/pdf"),
+    ([("Content-Type", "video/webm"), ("Content-Encoding", "identity")], "video/webm"),
+    ([("Content-Type", "video/webm"), ("Content-Encoding", "gzip")], None),
+    ([("Content-Type", "text/html; charset=utf-8")], None),
+    ([("Content-Type", "image/png")], None),
+    ([("Content-Type", "application/json")], None),
+    ([], None),
+])
+def test_ranged_media_types(headers: list[tuple[str, str]], media: str | None) -> None:
+    assert ranged_media_type(headers) == media
 
 
 def crashing_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
