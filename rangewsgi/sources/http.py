@@ -8,6 +8,13 @@ every answer is checked (status, ``Content-Range``, validators, length) so that 
 another version or another range is ever yielded. Bodies are streamed in ``chunk_size``
 pieces; connections go back to the pool only after a complete, clean read.
 
+Redirects (RFC 9110 15.4) are followed by this module, never by urllib3, so that each hop is
+checked: by default only within the origin of ``url`` (RFC 6454 4: scheme, host, port), and a
+redirect to another origin raises ``UpstreamError``; ``redirects="any"`` follows it too, but the
+caller's ``headers`` (credentials, say) go to the origin of ``url`` only, on the first request
+and on every later one; ``redirects="none"`` follows none. Where the ``HEAD`` ends is where
+later requests go.
+
 Needs ``urllib3`` (``pip install rangewsgi[http]``).
 """
 
@@ -18,7 +25,8 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from urllib.parse import urljoin
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 try:
     import urllib3
@@ -31,12 +39,23 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import SourceChanged, UpstreamError
 
-__all__ = ["DEFAULT_TIMEOUT", "HTTPSource", "UpstreamError", "default_pool"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_REDIRECTS", "HTTPSource", "Redirects", "UpstreamError",
+           "default_pool"]
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 """Connect and read timeouts (seconds); a read timeout bounds each wait for the next bytes."""
 
-_REDIRECTS = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
+Redirects = Literal["same-origin", "any", "none"]
+"""Which redirects ``HTTPSource`` follows: within the origin of its ``url`` (the default), to
+any origin (without the caller's headers there), or none."""
+
+MAX_REDIRECTS = 5
+"""Redirects followed for one request, at most."""
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})  # RFC 9110 15.4, with a Location
+_POLICIES: tuple[Redirects, ...] = ("same-origin", "any", "none")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DRAIN_LIMIT = 64 * 1024  # a redirect's body up to this size is read to keep the connection
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _pool_lock = threading.Lock()
 _pool: urllib3.PoolManager | None = None
@@ -75,26 +94,75 @@ def _as_oserror(url: str, exc: _Urllib3Error) -> OSError:
     return UpstreamError(f"{url}: {exc}")
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """RFC 6454 4: the scheme, host and port of ``url`` (the scheme's default port if none)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise UpstreamError(f"{url}: invalid port") from None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
 def _encoding(resp: urllib3.BaseHTTPResponse) -> str | None:
     value = resp.headers.get("Content-Encoding", "").strip().lower()
     return None if value in ("", "identity") else value
 
 
 class HTTPSource:
-    """A resource on another HTTP server, read with one conditional ranged GET per part."""
+    """A resource on another HTTP server, read with one conditional ranged GET per part.
+
+    Making one asks the upstream once (``HEAD``, or ``Range: bytes=0-0`` where ``HEAD`` is
+    refused), so that a missing resource raises ``FileNotFoundError`` in the app, before any
+    response header is sent. Every failure is an ``OSError``: ``FileNotFoundError`` (404,
+    410), ``PermissionError`` (401, 403), ``SourceChanged`` (412, 416, other validators),
+    ``ConnectionError``, ``TimeoutError``, else ``UpstreamError`` with the upstream's
+    ``status``.
+
+    Args:
+        url: the resource's ``http://`` or ``https://`` URL.
+        pool: the ``urllib3.PoolManager`` to send through (default: one shared by the
+            process, ``default_pool()``).
+        headers: fields sent with every request to the origin of ``url`` (``Authorization``,
+            say), and never to another origin.
+        timeout: seconds, or a ``urllib3.Timeout`` (default ``DEFAULT_TIMEOUT``: 5 s to
+            connect, 30 s for each wait for bytes).
+        chunk_size: bytes per read of an answer's body.
+        max_skip: an upstream that ignores ``Range`` is skipped through to the range when it
+            starts within this many bytes; further, the read raises ``UpstreamError``.
+        redirects: ``"same-origin"`` (default) follows redirects within the origin of ``url``
+            (scheme, host and port) and refuses one to another origin with ``UpstreamError``;
+            ``"any"`` follows that too, without ``headers``; ``"none"`` follows none. At most
+            ``MAX_REDIRECTS`` per request.
+
+    Attributes:
+        url (str): where requests go: ``url``, or where the redirects of the first led.
+        size (int): the resource's length in bytes.
+        etag (str | None): its ``ETag`` field.
+        last_modified (str | None): its ``Last-Modified`` field.
+        content_type (str | None): its ``Content-Type`` field.
+        content_encoding (str | None): its ``Content-Encoding`` (ranges count those bytes).
+    """
 
     def __init__(self, url: str, *, pool: urllib3.PoolManager | None = None,
                  headers: Mapping[str, str] | None = None,
                  timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
-                 chunk_size: int = 64 * 1024, max_skip: int = 8 * 1024 * 1024) -> None:
+                 chunk_size: int = 64 * 1024, max_skip: int = 8 * 1024 * 1024,
+                 redirects: Redirects = "same-origin") -> None:
         if chunk_size <= 0 or max_skip < 0:
             raise ValueError("chunk_size must be positive and max_skip not negative")
+        if redirects not in _POLICIES:
+            raise ValueError(f"redirects must be one of {', '.join(_POLICIES)}, "
+                             f"not {redirects!r}")
         self.url = url
+        self.redirects = redirects
+        self._origin = _origin(url)
         self.pool = pool if pool is not None else default_pool()
         self.timeout = timeout
         self.chunk_size = chunk_size
         self.max_skip = max_skip
-        self._headers = {**(headers or {}), "Accept-Encoding": "identity"}
+        self._headers = dict(headers or {})  # for the origin of ``url`` only
         self._open: set[urllib3.BaseHTTPResponse] = set()
         self.closed = False
         self.etag: str | None = None
@@ -144,7 +212,7 @@ class HTTPSource:
     # -- learning the size and validators --
 
     def _learn(self) -> int:
-        resp = self._send("HEAD", {}, redirect=True)
+        resp = self._send("HEAD", {}, remember=True)
         try:
             if resp.status in (405, 501):
                 return self._probe()  # no HEAD here: ask for the first byte instead
@@ -160,7 +228,7 @@ class HTTPSource:
 
     def _probe(self) -> int:
         """The size from ``Content-Range`` of a one-byte ranged GET."""
-        resp = self._send("GET", {"Range": "bytes=0-0"}, redirect=True)
+        resp = self._send("GET", {"Range": "bytes=0-0"}, remember=True)
         try:
             if resp.status != 206:
                 raise UpstreamError(f"{self.url}: size unknown (no Content-Length on HEAD and "
@@ -176,10 +244,6 @@ class HTTPSource:
             self._finish(resp, False)
 
     def _take_validators(self, resp: urllib3.BaseHTTPResponse) -> None:
-        history = resp.retries.history if resp.retries is not None else ()
-        for step in history:  # after redirects: later GETs go straight to the last place
-            if step.redirect_location:
-                self.url = urljoin(self.url, step.redirect_location)
         self.etag = resp.headers.get("ETag")
         self.last_modified = resp.headers.get("Last-Modified")
         self.content_type = resp.headers.get("Content-Type")
@@ -297,12 +361,45 @@ class HTTPSource:
     # -- connections --
 
     def _send(self, method: str, headers: Mapping[str, str],
-              redirect: bool = False) -> urllib3.BaseHTTPResponse:
-        with _translated(self.url):
-            resp = self.pool.request(method, self.url, headers={**self._headers, **headers},
+              remember: bool = False) -> urllib3.BaseHTTPResponse:
+        """The answer at the end of the redirects ``self.redirects`` lets this request follow;
+        with ``remember``, later requests go straight to where it was."""
+        url = self.url
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self._request(method, url, headers)
+            location = resp.headers.get("Location")
+            if resp.status not in _REDIRECT_STATUSES or not location:
+                if remember:
+                    self.url = url
+                return resp
+            remaining = resp.length_remaining
+            self._finish(resp, remaining is not None and remaining <= _DRAIN_LIMIT)
+            url = self._redirect_target(url, urljoin(url, location.strip()), resp.status)
+        raise UpstreamError(f"{self.url}: too many redirects (more than {MAX_REDIRECTS})")
+
+    def _redirect_target(self, current: str, target: str, status: int) -> str:
+        """``target``, if ``self.redirects`` lets a request at ``current`` go there."""
+        where = f"{current}: {status} redirect to {target}"
+        if self.redirects == "none":
+            raise UpstreamError(f"{where} not followed (redirects='none')", status=status)
+        if urlsplit(target).scheme.lower() not in _DEFAULT_PORTS:
+            raise UpstreamError(f"{where}: not an http or https URL", status=status)
+        if self.redirects == "same-origin" and _origin(target) != self._origin:
+            raise UpstreamError(f"{where}: another origin (scheme, host or port) than the URL "
+                                f"given, refused (redirects='any' follows it, without the "
+                                f"headers given)", status=status)
+        return target
+
+    def _request(self, method: str, url: str,
+                 headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+        """One request to ``url``, redirects not followed; the caller's headers only if
+        ``url`` is on the origin of ``self.url`` as given (they may hold credentials)."""
+        given = self._headers if _origin(url) == self._origin else {}
+        with _translated(url):
+            resp = self.pool.request(method, url,
+                                     headers={**given, "Accept-Encoding": "identity", **headers},
                                      preload_content=False, decode_content=False,
-                                     redirect=redirect, retries=_REDIRECTS if redirect else False,
-                                     timeout=self.timeout)
+                                     redirect=False, retries=False, timeout=self.timeout)
         self._open.add(resp)
         return resp
 
