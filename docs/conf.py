@@ -1,9 +1,15 @@
 """Sphinx configuration: the Markdown pages of docs/ (MyST) and the API reference (autodoc).
 
-Build the site, warnings as errors::
+Build the site, warnings as errors, then open docs/_build/html/index.html::
 
-    pip install -e ".[docs]"
-    python -m sphinx -W --keep-going -b html docs docs/_build/html
+    python -m pip install -e ".[docs]"
+    python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+Every page also reads as plain Markdown on a code host. api.md and index.md keep their
+directives in ``<!-- site-only`` comments (a code host hides them; the site unwraps them), and
+what only the Markdown reader needs (the signatures and tables the site has from the
+docstrings, the list of pages) between ``<!-- source-only -->`` and ``<!-- /source-only -->``
+(dropped from the site).
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+# Defaults as the code writes them (64 * 1024, DEFAULT_TIMEOUT), as api.md's Markdown shows them.
+autodoc_preserve_defaults = True
+# The source adapters are documented without their optional libraries (the docs extra has
+# none of them): rangewsgi.sources.s3 imports botocore at the top. urllib3 comes with Sphinx
+# (requests); fsspec is imported only when used.
+autodoc_mock_imports = ["botocore"]
 # Show the protocol types by name: the WSGI ones exist only for type checkers (typeshed's
 # _typeshed.wsgi) and cannot be evaluated, and the aliases (ASGIApp, Predicate) read better
 # than the Callable they stand for.
@@ -112,8 +124,20 @@ def _every_page_in_toctree(app: Sphinx, docname: str, source: list[str]) -> None
     source[0] = source[0][:match.start(2)] + missing + source[0][match.start(2):]
 
 
+_SITE_ONLY = re.compile(r"^<!-- site-only\n(.*?)^-->\n", re.MULTILINE | re.DOTALL)
+_SOURCE_ONLY = re.compile(r"^<!-- source-only -->\n.*?^<!-- /source-only -->\n",
+                          re.MULTILINE | re.DOTALL)
+
+
+def _two_renderings(app: Sphinx, docname: str, source: list[str]) -> None:
+    """The site unwraps ``<!-- site-only ... -->`` (directives a code host would show as
+    code) and drops ``<!-- source-only -->`` text (what the site has from the docstrings)."""
+    source[0] = _SITE_ONLY.sub(lambda match: match[1], _SOURCE_ONLY.sub("", source[0]))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("source-read", _every_page_in_toctree)
+    app.connect("source-read", _two_renderings)
     app.connect("autodoc-process-docstring", _google_sections)
     app.connect("autodoc-process-signature", _alias_names)
     return {"parallel_read_safe": True}

@@ -8,16 +8,22 @@ Closing the response (the server does) closes the source and ends Django's reque
 A missing key is a 404; S3 unreachable or failing is a 502.
 
     python examples/s3_django.py --bucket media --port 8000
-    python examples/s3_django.py --bucket media --endpoint-url http://127.0.0.1:5000  # moto
     curl -r 1000-1999 http://127.0.0.1:8000/files/movie.mp4 -o part.bin
 
 In a project, ``SourceResponse`` and the view go in an app, and ``wsgi.py`` wraps
-``get_wsgi_application()`` in ``RangeMiddleware``. Needs ``pip install rangewsgi[s3] django``.
+``get_wsgi_application()`` in ``RangeMiddleware``. Needs ``pip install rangewsgi[s3] django``;
+credentials come from boto3's usual places. Without any, boto3 cannot sign a request: every
+answer is a 502, and the log says "Unable to locate credentials". moto checks none, but boto3
+still needs some; dummy ones will do:
+
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+    python examples/s3_django.py --bucket media --endpoint-url http://127.0.0.1:5000  # moto
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -32,6 +38,7 @@ from rangewsgi import RangeMiddleware
 from rangewsgi.sources.s3 import S3Source
 
 STORE: dict[str, Any] = {}  # the client and bucket the view reads from (set by make_app)
+logger = logging.getLogger(__name__)
 
 
 class SourceResponse(StreamingHttpResponse):
@@ -45,12 +52,21 @@ class SourceResponse(StreamingHttpResponse):
         self.last_modified: str | None = getattr(source, "last_modified", None)
 
 
+def describe(exc: BaseException) -> str:
+    """``exc`` and the error behind it (botocore's), on one line whatever the key holds."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    cause = exc.__cause__
+    return f"{text} (from {type(cause).__name__})" if cause is not None else text
+
+
 def serve(request: HttpRequest, key: str) -> HttpResponse | StreamingHttpResponse:
     try:
         source = S3Source(STORE["client"], STORE["bucket"], key)
     except FileNotFoundError:
         return HttpResponse(b"not found\n", status=404, content_type="text/plain")
-    except OSError:
+    except OSError as exc:
+        # The client gets a bare 502; the log says why (no credentials, endpoint down...).
+        logger.warning("502 for key %r: S3 failed: %s", key[:200], describe(exc))
         return HttpResponse(b"bad gateway\n", status=502, content_type="text/plain")
     response = SourceResponse(source,
                               content_type=source.content_type or "application/octet-stream")
@@ -83,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s")
     client = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region)
     app = make_app(client, args.bucket)
     print(f"serving s3://{args.bucket} on http://{args.host}:{args.port}/files/<key>",

@@ -78,7 +78,29 @@ def _http_date(value: Any) -> str | None:
 
 
 class FsspecSource:
-    """A file on an fsspec file system, read in ranged ``cat_file`` blocks."""
+    """A file on an fsspec file system, read in ranged ``cat_file`` blocks.
+
+    Making one asks ``fs.info(path)`` once, so that a missing file raises the file system's
+    ``FileNotFoundError`` in the app, before any response header is sent (a directory:
+    ``IsADirectoryError``). A read raises ``SourceChanged`` when the file was replaced,
+    ``TimeoutError`` on a timeout, and the file system's other errors as they are when they
+    are ``OSError``, else wrapped in ``UpstreamError``.
+
+    Args:
+        fs: an ``fsspec.AbstractFileSystem`` (``fsspec.filesystem("s3")``, say).
+        path: the file's path on ``fs``.
+        block_size: bytes per ``cat_file`` call; memory stays bounded by one block.
+        verify: ask ``info()`` again after each block, before yielding it, and raise
+            ``SourceChanged`` if the file's size or version marks changed (one more
+            request per block; ``False`` where files are never replaced in place).
+
+    Attributes:
+        size (int): the file's length in bytes.
+        etag (str | None): an ``ETag`` the file system reports, quoted.
+        last_modified (str | None): its modification time, as an HTTP-date.
+        content_type (str | None): a media type the file system reports.
+        version (tuple): every version mark of ``info()`` (``VERSION_KEYS``).
+    """
 
     def __init__(self, fs: Any, path: str, *, block_size: int = 4 * 1024 * 1024,
                  verify: bool = True) -> None:

@@ -65,7 +65,36 @@ def _translated(where: str) -> Iterator[None]:
 
 
 class S3Source:
-    """An S3 object, read with one conditional ranged ``get_object`` per part."""
+    """An S3 object, read with one conditional ranged ``get_object`` per part.
+
+    Making one asks ``head_object`` once, so that a missing object raises
+    ``FileNotFoundError`` in the app, before any response header is sent. Every failure is
+    an ``OSError``: ``FileNotFoundError`` (404, ``NoSuchKey``, ``NoSuchBucket``),
+    ``PermissionError`` (401, 403), ``SourceChanged`` (the object was replaced),
+    ``ConnectionError``, ``TimeoutError``, else ``UpstreamError`` (a missing credential
+    included: botocore's error is its ``__cause__``).
+
+    Args:
+        client: a boto3 S3 client; its configuration sets the timeouts and retries.
+        bucket: the bucket's name.
+        key: the object's key.
+        version_id: read this version of the object (a versioned bucket).
+        pin_version: in a versioned bucket, read the version the ``head_object`` found on
+            every later request, so that a replaced object is still served whole.
+        extra_args: more arguments for ``head_object`` and ``get_object``
+            (``SSECustomerKey``, ``RequestPayer``, ``ExpectedBucketOwner``...).
+        chunk_size: bytes per read of an answer's body.
+        max_skip: an endpoint that ignores ``Range`` is skipped through to the range when it
+            starts within this many bytes; further, the read raises ``UpstreamError``.
+
+    Attributes:
+        size (int): the object's length in bytes.
+        etag (str | None): its ``ETag``, as S3 sends it (quoted).
+        last_modified (str | None): its ``LastModified``, as an HTTP-date.
+        content_type (str | None): its ``ContentType``.
+        content_encoding (str | None): its ``ContentEncoding`` (ranges count stored bytes).
+        version_id (str | None): the version read, in a versioned bucket.
+    """
 
     def __init__(self, client: Any, bucket: str, key: str, *, version_id: str | None = None,
                  pin_version: bool = True, extra_args: Mapping[str, Any] | None = None,
