@@ -47,7 +47,7 @@ ASGI_PUBLIC = ["rangewsgi.asgi.RangeMiddleware", "rangewsgi.asgi.Predicate",
                "rangewsgi.asgi.ResponseClosed"]
 # Pages whose python blocks are not run yet: each block there still has to be marked
 # <!-- fragment --> or made to run. recipes.md is run by tests/test_recipes.py.
-NOT_RUN_HERE = {"recipes.md", "compatibility.md", "security.md"}
+NOT_RUN_HERE = {"recipes.md", "compatibility.md"}
 _SITE_ONLY = re.compile(r"^<!-- site-only\n.*?^-->\n", re.MULTILINE | re.DOTALL)
 
 

@@ -352,6 +352,11 @@ def test_flask_patterns_the_middleware_cannot_range(media: tuple[Path, bytes]) -
         def response_open() -> Response:
             return Response(open(path, "rb"), mimetype="video/mp4")
 
+        @app.get("/response-open-length")  # the README's other fix: a Content-Length
+        def response_open_length() -> Response:
+            return Response(open(path, "rb"), mimetype="video/mp4",
+                            headers={"Content-Length": str(path.stat().st_size)})
+
         @app.get("/send-file")
         def send_default() -> Response:
             return send_file(path, mimetype="video/mp4")
@@ -367,6 +372,9 @@ def test_flask_patterns_the_middleware_cannot_range(media: tuple[Path, bytes]) -
 
     status, headers, body = get(wrapped, "/response-open", {"Range": "bytes=0-9"})
     assert (status, body) == (200, data) and "Accept-Ranges" not in headers
+    status, headers, body = get(wrapped, "/response-open-length", {"Range": "bytes=10-19"})
+    assert (status, body, headers["Content-Range"]) == (206, data[10:20],
+                                                        f"bytes 10-19/{len(data)}")
     etag = get(bare, "/send-file", {})[1]["ETag"]
     cases = [{"Range": "bytes=0-9,20-29"}, {"Range": "bytes=-0"},
              {"Range": "bytes=0-9", "If-None-Match": etag}]
