@@ -8,6 +8,7 @@ bytes come from ``bodies`` through ``asgi_bodies``. Section names below are thos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -47,8 +48,16 @@ _REQUEST_FIELDS = {b"range": 0, b"if-range": 1, b"if-match": 2, b"if-none-match"
                    b"if-modified-since": 4, b"if-unmodified-since": 5}
 
 
+# What an app may still send after the middleware has ended its response (the answer is
+# complete, or the server said http.disconnect): dropped, up to these caps, after which its
+# send raises ResponseClosed.
+DROP_BYTES = 1 << 20
+DROP_MESSAGES = 64
+
+
 class ResponseClosed(OSError):
-    """Raised by ``send`` once the response is complete or the client gone; swallowed after."""
+    """Raised by ``send`` once the response has ended and the app keeps sending past the drop
+    caps, or after the server's own ``send`` failed; swallowed when it comes back out."""
 
     # "Disconnected Client - send exception": the app stops as when a server's client has
     # gone; when the exception comes back out of the app, the middleware swallows it.
@@ -139,7 +148,9 @@ class _Exchange:
     plan: Plan | None = None
     sliced: SlicedBody | None = None
     ended = False  # the response is complete, or the client has gone
-    stopped = False  # the app's next send raises ResponseClosed
+    stopped = False  # the app's further sends are dropped (``_drop``)
+    dropped_bytes = 0
+    dropped_messages = 0
     gone = False  # the server said http.disconnect
     ended_event: asyncio.Event | None = None
     server_error: OSError | None = None
@@ -190,7 +201,8 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         if self.stopped:
-            raise ResponseClosed("the response is complete")
+            await self._drop(message)
+            return
         kind = message["type"]
         if kind == "http.response.start" and self.start is None:
             start = self._on_start(message)
@@ -216,6 +228,25 @@ class _Exchange:
                 await self._commit(Plan(Kind.PASS, self.status, self.headers,
                                         reason=f"{kind} from the app"))
             await self.send_server(message)
+
+    async def _drop(self, message: Message) -> None:
+        """A send after the middleware ended the response: dropped, within the caps."""
+        # "Disconnected Client - send exception": a server whose client has gone may drop
+        # what the app still sends (uvicorn and daphne do) and answers receive with
+        # http.disconnect; apps listen for that to stop and clean up (Django closes its
+        # response and sends request_finished, Starlette below spec 2.4 runs background
+        # tasks). An exception here would skip that cleanup (Django re-raises it first), and
+        # the response's file would wait for the garbage collector. Each dropped send gives
+        # the app's listener a turn; an app that keeps sending regardless is stopped past the
+        # caps, as a server that raises stops it. After the server's own send failed, every
+        # send raises, as the server's would.
+        if self.server_error is not None:
+            raise ResponseClosed("the client has gone")
+        self.dropped_messages += 1
+        self.dropped_bytes += len(message.get("body", b""))
+        if self.dropped_messages > DROP_MESSAGES or self.dropped_bytes > DROP_BYTES:
+            raise ResponseClosed("the response has ended; the app kept sending")
+        await asyncio.sleep(0)
 
     def _on_start(self, message: Message) -> Message | None:
         """Hold the app's start; the start to send now, when its headers decide it."""
@@ -281,7 +312,7 @@ class _Exchange:
                 await send_pieces(self._send_body, pieces, False)
 
     async def _finish(self, pieces: list[bytes], more_body: bool) -> None:
-        """Complete the response; an app with more to send is stopped at its next send."""
+        """Complete the response; what an app with more to send sends next is dropped."""
         await send_pieces(self._send_body, pieces, True)
         self.stopped = more_body
         self._end(gone=False)
@@ -289,7 +320,10 @@ class _Exchange:
     async def _on_pathsend(self, message: Message) -> None:
         """Extensions, "Path Send": the whole file, a window of it, or its ranges."""
         try:
-            await self._answer_file(message)
+            # A client gone (http.disconnect) stops the reading here, the file closed; the
+            # send returns, as a server's own path-send to a gone client would.
+            with contextlib.suppress(ResponseClosed):
+                await self._answer_file(message)
         finally:
             self.stopped = True  # the path-send message is the last one of a response
             self._end(gone=False)
@@ -342,7 +376,7 @@ class _Exchange:
 
     def _end(self, gone: bool) -> None:
         if gone and not self.ended:
-            self.stopped = True  # as a server raises once its client has gone (spec 2.4)
+            self.stopped = True  # what the app sends now goes nowhere: dropped
         self.ended = True
         self.gone = self.gone or gone
         if self.ended_event is not None:

@@ -4,6 +4,10 @@
 The servers: ``uvicorn-h11`` (h11, asyncio loop), ``uvicorn-httptools`` (httptools, uvloop),
 ``hypercorn`` (HTTP/1.1, and HTTP/2 over TLS with ``tls=``), ``daphne`` and ``granian``
 (``--interface asgi``, which offers ``http.response.pathsend`` itself).
+
+The servers run the applications with the cyclic garbage collector off (``NO_GC_ENV``): what
+is freed only by a collection (a file kept by a reference cycle) stays visible to the tests,
+whatever the timing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 FILE_ENV = "RANGEWSGI_TEST_FILE"
 BIG_ENV = "RANGEWSGI_TEST_BIG"
+NO_GC_ENV = "RANGEWSGI_TEST_NO_GC"
 APP = "asgiapps:app"
 
 # What provides each server: (module to import, pip requirement).
@@ -76,7 +81,7 @@ def launch(name: str, port: int, workdir: Path, data_file: Path, big_file: Path,
     require_module(module, package)
     for framework, requirement in FRAMEWORKS.items():
         require_module(framework, requirement)
-    env = {FILE_ENV: str(data_file), BIG_ENV: str(big_file),
+    env = {FILE_ENV: str(data_file), BIG_ENV: str(big_file), NO_GC_ENV: "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE),
                                           os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     log = workdir / f"{name}{'-tls' if tls else ''}.log"

@@ -17,12 +17,20 @@ The file is named by ``RANGEWSGI_TEST_FILE`` (and the large one by ``RANGEWSGI_T
 read on first use. Between the server and the applications, ``Recorder`` remembers the type
 and size of every message each response sent to the server (``GET /_log`` returns and clears
 them) and ``GET /_state`` tells which data files are open and which tasks are inside the
-middleware, so that tests can see what the server was handed and what was left behind.
+middleware, and how many Django requests began without finishing (Django's
+``request_finished`` is sent by the response's ``close()``), so that tests can see what the
+server was handed and what was left behind.
+
+With ``RANGEWSGI_TEST_NO_GC`` set, the cyclic garbage collector is off in the server process:
+a file that only a collection would close (a response whose cleanup was skipped, kept alive by
+a reference cycle) then stays open where ``/_state`` sees it, every time, instead of only when
+no collection happened to run in time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,6 +41,7 @@ from rangewsgi.asgi import RangeMiddleware
 
 FILE_ENV = "RANGEWSGI_TEST_FILE"
 BIG_ENV = "RANGEWSGI_TEST_BIG"
+NO_GC_ENV = "RANGEWSGI_TEST_NO_GC"
 CHUNK = 8192
 ETAG_STREAM = '"stream-v1"'
 Message = dict[str, Any]
@@ -152,8 +161,23 @@ def django_app() -> ASGIApp:
                            MIDDLEWARE=[], USE_TZ=True)
         django.setup()
     from django.core.asgi import get_asgi_application
+    from django.core.signals import request_finished, request_started
+
+    request_started.connect(_django_started, weak=False)
+    request_finished.connect(_django_finished, weak=False)
 
     return RangeMiddleware(get_asgi_application())
+
+
+DJANGO_REQUESTS = {"started": 0, "finished": 0}
+
+
+def _django_started(**kwargs: Any) -> None:
+    DJANGO_REQUESTS["started"] += 1
+
+
+def _django_finished(**kwargs: Any) -> None:
+    DJANGO_REQUESTS["finished"] += 1
 
 
 def _django_file(request: Any) -> Any:
@@ -289,7 +313,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def _state() -> dict[str, Any]:
-    """The data files open in this process, and the tasks suspended inside the middleware."""
+    """The data files open in this process, the tasks suspended inside the middleware, and
+    the Django requests not finished (their response never closed)."""
     names = {os.environ.get(FILE_ENV), os.environ.get(BIG_ENV)} - {None}
     open_files = []
     for fd in os.listdir("/proc/self/fd"):
@@ -305,7 +330,8 @@ def _state() -> dict[str, Any]:
         if any(f.f_code.co_filename.endswith(("rangewsgi/asgi.py", "rangewsgi/asgi_bodies.py"))
                for f in frames):
             inside.append(repr(task.get_coro()))
-    return {"open_files": open_files, "tasks": inside}
+    unfinished = DJANGO_REQUESTS["started"] - DJANGO_REQUESTS["finished"]
+    return {"open_files": open_files, "tasks": inside, "unfinished": unfinished}
 
 
 async def _json(send: Send, value: Any) -> None:
@@ -323,4 +349,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+if os.environ.get(NO_GC_ENV):
+    gc.disable()
 app = Recorder()

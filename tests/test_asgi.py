@@ -9,6 +9,7 @@ path-send extension only when asked to offer it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import os
@@ -41,7 +42,7 @@ from test_model import (
 
 import rangewsgi.asgi_bodies
 from rangewsgi import RangeMiddleware as WSGIRangeMiddleware
-from rangewsgi.asgi import RangeMiddleware, ResponseClosed
+from rangewsgi.asgi import DROP_BYTES, DROP_MESSAGES, RangeMiddleware, ResponseClosed
 from rangewsgi.files import TruncatedBody
 
 DATA = bytes(range(256)) * 64 + b"tail"  # 16388 bytes
@@ -285,7 +286,8 @@ def test_single_range_of_every_body(kind: str, server_pathsend: bool, data_path:
     assert result.header("content-length") == "1000"
     assert result.body == DATA[100:1100]
     assert tracker.ended == 1
-    # The response is finished with the last needed byte: a stream is stopped there.
+    # The response is finished with the last needed byte: a stream that goes on regardless
+    # (it never listens for http.disconnect) is stopped past the drop caps.
     if kind.startswith("stream"):
         assert tracker.stopped == 1
     if kind.startswith("pathsend"):
@@ -583,45 +585,161 @@ def test_client_gone_mid_range_when_the_server_cancels_the_app(data_path: Path,
     asyncio.run(main())
 
 
-def test_app_that_swallows_the_stop_and_returns() -> None:
+def test_sends_after_the_answer_are_dropped_without_an_error() -> None:
+    # "Disconnected Client": the answer is complete after 2 bytes; what the app sends next
+    # goes nowhere and raises nothing (as on uvicorn and daphne after a disconnect), and
+    # receive tells it the client is gone.
+    told: list[Message] = []
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"10")]})
-        try:
-            for byte in b"0123456789":
-                await send({"type": "http.response.body", "body": bytes([byte]),
-                            "more_body": True})
-        except ResponseClosed:
-            disconnect = await receive()
-            assert disconnect == {"type": "http.disconnect"}
-            return
-        raise AssertionError("never stopped")
+        for byte in b"0123456789":
+            await send({"type": "http.response.body", "body": bytes([byte]),
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        told.append(await receive())
 
     result = serve(RangeMiddleware(app), "GET", {"Range": "bytes=0-1"})
     assert result.status == 206 and result.body == b"01" and result.complete
-    assert result.error is None
+    assert result.error is None and told == [{"type": "http.disconnect"}]
+    assert len(result.messages) == 3  # the start and the two bytes: nothing after
 
 
-def test_stop_wrapped_by_the_app_is_swallowed() -> None:
-    # Starlette turns the OSError into ClientDisconnect; anyio wraps it in a group.
+def endless_app(sent: list[int], body: bytes, ending: str) -> ASGIApp:
+    """An app that sends ``body`` forever and never listens for ``http.disconnect``. On the
+    send error it re-raises (``raise``), returns (``swallow``), or raises another error from
+    it (``wrap``: Starlette turns the OSError into ClientDisconnect, anyio puts that in a
+    group)."""
+
     class ClientDisconnect(Exception):
         pass
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"10")]})
+                    "headers": [(b"content-length", b"99999999999")]})
         try:
-            for byte in b"0123456789":
-                await send({"type": "http.response.body", "body": bytes([byte]),
-                            "more_body": True})
+            while True:
+                sent.append(len(body))
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         except OSError as exc:
-            group = ExceptionGroup if sys.version_info >= (3, 11) else None  # noqa: F821
-            if group is not None:
-                raise group("in a task group", [ClientDisconnect()]) from exc
-            raise ClientDisconnect() from exc
+            if ending == "swallow":
+                assert isinstance(exc, ResponseClosed)
+                assert await receive() == {"type": "http.disconnect"}
+                return
+            if ending == "wrap":
+                group = ExceptionGroup if sys.version_info >= (3, 11) else None  # noqa: F821
+                if group is not None:
+                    raise group("in a task group", [ClientDisconnect()]) from exc
+                raise ClientDisconnect() from exc
+            raise
 
-    result = serve(RangeMiddleware(app), "GET", {"Range": "bytes=0-1"})
-    assert result.error is None and result.body == b"01"
+    return app
+
+
+@pytest.mark.parametrize(("body", "most"), [
+    (b"", DROP_MESSAGES),  # empty messages: their count stops the app
+    (b"x" * (1 << 16), DROP_BYTES // (1 << 16)),  # 64 KiB ones: their bytes stop it
+], ids=["empty", "64KiB"])
+@pytest.mark.parametrize("ending", ["raise", "swallow", "wrap"])
+def test_app_that_keeps_sending_is_stopped_within_the_caps(body: bytes, most: int,
+                                                           ending: str) -> None:
+    sent: list[int] = []
+    app = RangeMiddleware(endless_app(sent, body or b"", ending))
+    result = serve(app, "GET", {"Range": "bytes=0-0"} if body else {"Range": "bytes=-0"})
+    assert result.error is None and result.complete
+    if body:
+        assert result.status == 206 and result.body == b"x"
+    else:
+        assert result.status == 416
+    # The first message made the answer; then at most ``most`` were dropped, and the next
+    # one raised.
+    assert len(sent) <= 1 + most + 1
+
+
+def test_server_send_error_is_raised_again_to_the_app() -> None:
+    # A server that raises when its client has gone (spec 2.4): the app's next sends raise
+    # too, as the server's would; nothing is dropped silently after that.
+    errors: list[BaseException] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"10000")]})
+        for _ in range(3):
+            try:
+                await send({"type": "http.response.body", "body": b"y" * 1000,
+                            "more_body": True})
+            except OSError as exc:
+                errors.append(exc)
+
+    result = serve(RangeMiddleware(app), "GET", {"Range": "bytes=0-2999"}, gone_after=1500)
+    assert result.error is None and result.body == b"y" * 2000
+    assert [type(e) for e in errors] == [ClientGone, ResponseClosed]
+
+
+def listening_app(log: list[str], body: bytes, chunk: int) -> ASGIApp:
+    """An app built as Django's ASGI handler is: one task sends the response (a stream that
+    yields between chunks) while another waits on ``receive`` for ``http.disconnect`` and
+    then cancels the sender. Its cleanup (Django: the response's ``close()``, which closes a
+    ``FileResponse``'s file and sends ``request_finished``) runs when the sender finished or
+    was cancelled; an error from ``send`` propagates first and the cleanup is skipped."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "http.request"
+
+        async def listen() -> None:
+            assert (await receive())["type"] == "http.disconnect"
+
+        async def produce() -> None:
+            try:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", str(len(body)).encode()),
+                                        (b"etag", b'"e1"')]})
+                for start in range(0, len(body), chunk):
+                    log.append("sent")
+                    await send({"type": "http.response.body",
+                                "body": body[start:start + chunk], "more_body": True})
+                    await asyncio.sleep(0)
+                await send({"type": "http.response.body", "body": b""})
+            except asyncio.CancelledError:
+                log.append("cancelled")
+
+        tasks = [asyncio.ensure_future(listen()), asyncio.ensure_future(produce())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                task.result()  # an error from send goes up: no cleanup
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        log.append("cleaned up")
+
+    return app
+
+
+@pytest.mark.parametrize(("method", "headers", "gone_after", "status"), [
+    ("GET", {"Range": "bytes=0-9"}, None, 206),
+    ("GET", {"Range": "bytes=0-0,5-9"}, None, 206),
+    ("GET", {"Range": "bytes=99999-"}, None, 416),
+    ("GET", {"If-None-Match": '"e1"'}, None, 304),
+    ("HEAD", {}, None, 200),
+    ("GET", {"Range": "bytes=1-"}, 5000, 206),  # the client goes, the server does not raise
+], ids=["range", "ranges", "unsatisfiable", "not-modified", "head", "client-gone"])
+def test_app_that_listens_is_stopped_by_the_disconnect_and_cleans_up(
+        method: str, headers: dict[str, str], gone_after: int | None, status: int) -> None:
+    # The answer is complete (or the client gone) before the app has sent its whole body:
+    # the app learns it on receive and stops itself, as after a client's disconnect on
+    # uvicorn or daphne, and its cleanup runs; no send raises.
+    log: list[str] = []
+    body = bytes(range(256)) * 256  # 64 KiB in 64 chunks
+    app = RangeMiddleware(listening_app(log, body, 1024))
+    result = serve(app, method, headers, gone_after=gone_after, raise_on_gone=False)
+    assert result.error is None and result.status == status
+    assert log[-2:] == ["cancelled", "cleaned up"], log
+    assert log.count("sent") < 64  # stopped by its listener, not run to the end
+    if status == 206 and gone_after is None:
+        assert result.complete and result.body.startswith(b"--") == ("," in headers["Range"])
 
 
 def test_other_errors_after_the_response_are_not_swallowed() -> None:

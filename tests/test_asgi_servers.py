@@ -5,7 +5,10 @@ Each server is started once per module on a free loopback port and serves ``asgi
 would). Every route goes through the same requests on one keep-alive connection, read by a
 strict client: a body that overruns or falls short of its Content-Length breaks the next
 answer. What the middleware handed the server (path-send or body messages, the bodies of HEAD
-answers) is read back from the recorder in front of the applications.
+answers) is read back from the recorder in front of the applications, and what was left behind
+(open data files, tasks inside the middleware, Django requests never finished) from its
+``/_state``; the servers run with the cyclic garbage collector off, so that a file only a
+collection would close is seen every time.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import pytest
 from asgi_launch import OFFERS_PATHSEND, SERVERS, launch, self_signed
 from server_configs.checks import cases, check_full, check_single, with_etag
 from server_configs.launch import shared_dir, write_data
-from support import HOST, RawClient, RawResponse, Server, free_port
+from support import HOST, RawClient, RawResponse, Server, free_port, parse_multipart
 
 pytestmark = pytest.mark.network
 
+ETAG = '"stream-v1"'  # the Django routes' own strong validator (asgiapps.ETAG_STREAM)
 SIZE = 200_003  # odd, larger than every server's and framework's block size
 BIG = 64 << 20  # a sparse file, for disconnects in the middle of a long range
 # Routes and who answers their ranges: the middleware ("ours"), or the app itself
@@ -43,6 +47,7 @@ ROUTES = {
 }
 # Routes whose app sends http.response.pathsend for a full 200 when it is offered.
 PATHSEND_ROUTES = {"/raw/file", "/starlette/file", "/fastapi/file"}
+CLEAN = {"open_files": [], "tasks": [], "unfinished": 0}
 ERRORS = re.compile(r"Traceback|Exception in ASGI|Error in ASGI|ERROR|Exception inside")
 
 
@@ -139,6 +144,9 @@ def test_route(served: Served, route: str) -> None:
     get_json(served.server.port, "/_log")  # start from an empty record
     with RawClient(served.server.port) as client:
         run_cases(client, route, served.data, ROUTES[route])
+    # Nothing left behind by any of these answers (Django's response closed, its request
+    # finished), without a garbage collection.
+    assert wait_until_clean(served.server.port) == CLEAN
     log = get_json(served.server.port, "/_log")
     assert [entry["method"] for entry in log][:2] == ["GET", "GET"]
     for entry in log:
@@ -156,12 +164,13 @@ def test_route(served: Served, route: str) -> None:
 
 
 def wait_until_clean(port: int, timeout: float = 10.0) -> dict[str, Any]:
-    """Poll ``/_state`` until no data file is open and no task is inside the middleware."""
+    """Poll ``/_state`` until no data file is open, no task is inside the middleware and every
+    Django request has finished; the last state seen."""
     deadline = time.monotonic() + timeout
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
         state = get_json(port, "/_state")
-        if not state["open_files"] and not state["tasks"]:
+        if state == CLEAN:
             return state
         time.sleep(0.05)
     return state
@@ -170,6 +179,7 @@ def wait_until_clean(port: int, timeout: float = 10.0) -> dict[str, Any]:
 @pytest.mark.parametrize("route", ["/raw/big", "/starlette/stream"])
 def test_client_gone_mid_range(served: Served, route: str) -> None:
     port = served.server.port
+    assert wait_until_clean(port) == CLEAN  # what earlier tests left is theirs, not ours
     for _ in range(3):
         with socket.create_connection((HOST, port), timeout=10) as sock:
             sock.sendall(f"GET {route} HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n"
@@ -182,9 +192,40 @@ def test_client_gone_mid_range(served: Served, route: str) -> None:
                 received += chunk
             assert received.startswith(b"HTTP/1.1 206 ")
     # The files are closed, and no task is left inside the middleware.
-    assert wait_until_clean(port) == {"open_files": [], "tasks": []}
+    assert wait_until_clean(port) == CLEAN
     with RawClient(port) as client:  # and the server still answers
         check_single(client.request("/raw/file", {"Range": "bytes=0-0"}), served.data, 0, 0)
+
+
+@pytest.mark.parametrize("route", ["/django/file", "/django/stream"])
+def test_django_finishes_every_answer(served: Served, route: str) -> None:
+    # Answers the middleware completes before Django has sent its whole body (a range, a 416,
+    # a HEAD, a 304): Django must still close its response (the FileResponse's file) and send
+    # request_finished, as it does when a client goes away. The servers run without the
+    # cyclic garbage collector: a skipped close() leaves the file open for good.
+    port, data = served.server.port, served.data
+    n = len(data)
+    assert wait_until_clean(port) == CLEAN
+    answers = {"range": ({"Range": "bytes=10-19"}, "GET", 206),
+               "ranges": ({"Range": "bytes=0-0,5-9"}, "GET", 206),
+               "unsatisfiable": ({"Range": f"bytes={n}-"}, "GET", 416),
+               "head": ({}, "HEAD", 200),
+               "not modified": ({"If-None-Match": ETAG}, "GET", 304)}
+    for name, (headers, method, status) in answers.items():
+        with RawClient(port) as client:
+            resp = client.request(route, headers, method)
+        assert resp.status == status, (name, resp.status, resp.headers)
+        if name == "range":
+            check_single(resp, data, 10, 19)
+        elif name == "ranges":
+            parts = parse_multipart(resp.body, resp.header("Content-Type") or "")
+            assert [body for _, body in parts] == [data[0:1], data[5:10]]
+        elif name == "unsatisfiable":
+            assert resp.header("Content-Range") == f"bytes */{n}"
+        else:
+            assert resp.body == b""
+            assert resp.header("ETag") == ETAG
+        assert wait_until_clean(port) == CLEAN, name
 
 
 def test_nothing_logged_as_an_error(served: Served) -> None:
