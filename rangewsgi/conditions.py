@@ -32,6 +32,7 @@ __all__ = [
     "evaluate_preconditions",
     "file_validators",
     "if_range_holds",
+    "is_strong",
     "parse_entity_tag",
     "parse_entity_tag_list",
     "strong_match",
@@ -133,6 +134,14 @@ def _http_date(value: str | None, now: datetime | None) -> datetime | None:
 def _tag(value: str | None) -> EntityTag | None:
     """The response's entity tag, or None."""
     return None if value is None else parse_entity_tag(value)
+
+
+def is_strong(etag: str | None) -> bool:
+    """True for a valid strong entity-tag (8.8.3: no ``W/``): the selected representation's
+    bytes are the same whenever it is sent (8.8.1: "changes to the representation data ...
+    would be observable in a 200 (OK) response to GET")."""
+    tag = _tag(etag)
+    return tag is not None and not tag.weak
 
 
 def if_range_holds(if_range: str, etag: str | None, last_modified: str | None,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import file_validators
+from .conditions import file_validators, is_strong
 from .files import FoundFile, measure
 from .options import check_options
 from .plan import (
@@ -29,10 +29,14 @@ from .plan import (
 )
 from .sources import RangedSource
 
-__all__ = ["Decision", "LengthWarnings", "Options", "clip", "decide_response", "needs_body",
-           "ranged_media_type"]
+__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "Options", "clip",
+           "decide_response", "needs_body", "ranged_media_type"]
 
 logger = logging.getLogger("rangewsgi")
+
+# The reason of a coded 200 that passes through because its bytes may change per request.
+UNSTABLE_CODING = ("content coded without a strong ETag and not read from a file: its bytes "
+                   "may differ on every request")
 
 _LOG_PREFIX = 64  # characters of a request field that a log line carries at most
 
@@ -71,6 +75,9 @@ class Decision:
     found: FoundFile | None = None
     eof: int | None = None  # the found file's measured end, an absolute position
     source: RangedSource | None = None
+    # The found file is a plain file on disk (``files.measure``: its descriptor holds the
+    # bytes it yields): the only kind of file whose window may go to a server's sendfile.
+    on_disk: bool = False
 
 
 class _Unscanned:
@@ -91,7 +98,8 @@ def needs_body(request: Request, status: str, headers: Headers, options: Options
         return False
     if request.range is not None or request.has_preconditions:
         return True
-    if facts.length is None:
+    if facts.length is None or (facts.coded and not is_strong(facts.etag)):
+        # No length, or coded content whose stability only a file body can show.
         return True
     return options.file_validators and facts.etag is None and facts.last_modified is None
 
@@ -110,6 +118,7 @@ def decide_response(request: Request, status: str, headers: Headers,
     given = headers  # what the app sent: a declined predicate leaves exactly that
     length = facts.length
     eof = None
+    on_disk = False
     if source is not None:
         if length is not None and length != source.size:
             return Decision(Plan(Kind.PASS, status, headers,
@@ -121,6 +130,7 @@ def decide_response(request: Request, status: str, headers: Headers,
     elif found is not None:
         measured = measure(found)
         available = measured.remaining
+        on_disk = measured.on_disk
         if available is not None:
             eof = found.base + available
         if length is None:
@@ -133,13 +143,21 @@ def decide_response(request: Request, status: str, headers: Headers,
                 and facts.last_modified is None):
             headers, facts = _validated(headers, facts, found.base + available,
                                         measured.mtime_ns)
+    unranged = LENGTH_UNKNOWN
+    if facts.coded and source is None and not on_disk and not is_strong(facts.etag):
+        # Compressed by the app as it answers (Django's or Starlette's GZipMiddleware):
+        # different bytes on every request (a time stamp, a file name field), and at best a
+        # weak ETag. RFC 9110 8.8.1 and 13.1.5: a weak validator is not good enough for
+        # partial content; parts of two such answers do not make one (nginx too does not
+        # range what it compresses on the fly). Preconditions still hold (304, 412).
+        length, unranged = None, UNSTABLE_CODING
     if length is not None:
         predicate = options.predicate
         if predicate is not None and not predicate(context, given, length):
             return Decision(Plan(Kind.PASS, status, given, reason="predicate declined"))
     decided = decide(request, status, headers, facts, length, options.limits,
-                     options.conditional)
-    return Decision(decided, found, eof, source)
+                     options.conditional, unranged)
+    return Decision(decided, found, eof, source, on_disk)
 
 
 def _validated(headers: Headers, facts: ResponseFacts, size: int,

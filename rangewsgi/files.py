@@ -22,7 +22,7 @@ except ImportError:  # Python built without liblzma
     lzma = None  # type: ignore[assignment]
 
 __all__ = ["BoundedFile", "FileWrapper", "FoundFile", "Measured", "TruncatedBody", "find_file",
-           "measure"]
+           "measure", "on_disk"]
 
 
 class TruncatedBody(OSError):
@@ -155,15 +155,29 @@ _PSEUDO_FILES = ("/proc/", "/sys/")
 _TEMPORARY_WRAPPER: type | None = getattr(tempfile, "_TemporaryFileWrapper", None)
 
 
+# What a file body's bytes and position come from: a subclass that overrides none of these
+# (one that only adds to close(), say) yields the bytes its descriptor holds.
+_READING = ("read", "readinto", "readall", "readline", "readlines", "read1", "readinto1",
+            "peek", "seek", "tell", "fileno", "raw", "__iter__", "__next__")
+
+
+def _reads_as(obj: Any, base: type) -> bool:
+    """True when ``obj`` is a ``base`` that reads, seeks and names its descriptor as
+    ``base`` does."""
+    kind = type(obj)
+    return kind is base or (isinstance(obj, base) and all(
+        getattr(kind, name, None) is getattr(base, name, None) for name in _READING))
+
+
 def _plain_file(obj: Any) -> io.FileIO | None:
     """The ``FileIO`` whose bytes ``obj.read()`` yields unchanged, if ``obj`` is a plain
-    (optionally buffered or temporary) binary file; exact types, so no subclass rewrites
-    its reads."""
+    (optionally buffered or temporary) binary file; no subclass that rewrites its reads
+    (``tarfile.ExFileObject`` reads a member, not its descriptor)."""
     if _TEMPORARY_WRAPPER is not None and type(obj) is _TEMPORARY_WRAPPER:
         obj = getattr(obj, "file", None)
-    if type(obj) in (io.BufferedReader, io.BufferedRandom):
+    if _reads_as(obj, io.BufferedReader) or _reads_as(obj, io.BufferedRandom):
         obj = obj.raw
-    return obj if type(obj) is io.FileIO else None
+    return obj if _reads_as(obj, io.FileIO) else None
 
 
 def _regular_stat(file: io.FileIO) -> os.stat_result | None:
@@ -183,12 +197,26 @@ def _regular_stat(file: io.FileIO) -> os.stat_result | None:
     return None
 
 
+def on_disk(obj: Any) -> bool:
+    """True when ``obj`` is a plain regular file whose descriptor holds exactly the bytes its
+    ``read()`` yields: the only kind of body a server's ``wsgi.file_wrapper`` may send from
+    its descriptor (sendfile). Not a compressed stream, archive member, pipe or procfs file."""
+    plain = _plain_file(obj)
+    return plain is not None and _regular_stat(plain) is not None
+
+
 class Measured(NamedTuple):
     """What measuring a found file told: bytes from its position to its end, and the
     modification time where the size came from ``fstat``."""
 
     remaining: int | None
     mtime_ns: int | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        """Measured by ``fstat`` of a plain regular file: its descriptor holds exactly the
+        bytes ``read()`` yields, so a server may send them from it (sendfile)."""
+        return self.mtime_ns is not None
 
 
 def measure(found: FoundFile) -> Measured:
@@ -220,6 +248,23 @@ def measure(found: FoundFile) -> Measured:
     return Measured(end - found.base)
 
 
+def _unbuffered(file: SeekableFile) -> SeekableFile:
+    """The ``FileIO`` under a buffered plain file, with the buffer emptied; else ``file``.
+
+    A server's wrapper takes the start of a window from the descriptor's offset
+    (``lseek(fd, 0, SEEK_CUR)``: gunicorn, bjoern) and may set it back afterwards (gunicorn).
+    A buffered reader's ``seek`` inside its buffer moves no offset (an app that sniffed the
+    first bytes and seeked back leaves the descriptor at 8192), and an offset moved under its
+    buffer makes its ``close()`` fail (``lseek`` to a negative offset, EINVAL). Reading and
+    seeking the ``FileIO`` itself keeps the offset and the bytes read the same.
+    """
+    plain = _plain_file(file)
+    if plain is None or plain is file:
+        return file
+    file.seek(0, os.SEEK_END)  # flushes and empties the buffer (no fast path for SEEK_END)
+    return plain
+
+
 class BoundedFile:
     """A window ``[start, stop)`` of a file: ``read`` stops at ``stop``; ``fileno`` is kept.
 
@@ -232,7 +277,7 @@ class BoundedFile:
 
     def __init__(self, file: SeekableFile, start: int, stop: int,
                  close: Callable[[], None] | None) -> None:
-        self._file = file
+        self._file = _unbuffered(file)
         self.start = start
         self.stop = stop
         self._close = close

@@ -17,7 +17,7 @@ from .bodies import (
     stream_slicer,
 )
 from .decision import LengthWarnings, Options, clip, decide_response, needs_body
-from .files import BoundedFile, FileWrapper, FoundFile, find_file
+from .files import BoundedFile, FileWrapper, FoundFile, find_file, on_disk
 from .plan import (
     LENGTH_UNKNOWN,
     WRITTEN_HERE,
@@ -61,7 +61,11 @@ class RangeMiddleware:
     ``416`` as RFC 9110 says, after the preconditions of 13.2.2 (``412``, ``304``); every
     such ``200`` (and its ``HEAD``) carries ``Accept-Ranges: bytes``. A ``200`` of audio,
     video, ``application/octet-stream``, PDF or an archive whose length is unknown passes
-    through unranged, with one ``WARNING`` per route on the ``rangewsgi`` logger.
+    through unranged, with one ``WARNING`` per route on the ``rangewsgi`` logger. A ``200``
+    with a ``Content-Encoding`` other than ``identity`` is ranged only when its bytes are the
+    same on every request (a strong ``ETag``, or a plain file read from disk); content
+    compressed as it is answered passes through. A ``HEAD`` the middleware does not answer
+    itself passes through as the app gave it, body included: the server drops the body.
 
     Options:
         max_ranges: more range-specs than this and the Range header is ignored (200).
@@ -69,8 +73,9 @@ class RangeMiddleware:
             whole representation is not sent; the Range header is ignored (200) instead.
         predicate: ``predicate(environ, headers, length)``; when it returns False the 200
             passes through untouched (no ranges, no Accept-Ranges, no 304/412).
-        use_file_wrapper: hand file windows back to the server's ``wsgi.file_wrapper``
-            (zero-copy) where that server is proven to send exactly them (``servers.py``).
+        use_file_wrapper: hand windows of plain files on disk back to the server's
+            ``wsgi.file_wrapper`` (zero-copy) where that server is proven to send exactly
+            them (``servers.py``); every other body is read by the middleware.
         file_wrapper_min_size: windows shorter than this are read by the middleware
             instead: for a few KiB one read costs less than setting up sendfile.
         block_size: read size for file bodies the middleware reads itself, and for the
@@ -140,9 +145,9 @@ class RangeMiddleware:
 class _Exchange:
     """One request/response through the middleware."""
 
-    __slots__ = ("called", "closed", "environ", "eof", "found", "headers", "mw", "plan",
-                 "request", "result", "server_start", "server_wrapper", "slicer", "source",
-                 "status", "write_fn")
+    __slots__ = ("called", "closed", "environ", "eof", "found", "headers", "mw", "on_disk",
+                 "plan", "request", "result", "server_start", "server_wrapper", "slicer",
+                 "source", "status", "write_fn")
 
     def __init__(self, mw: RangeMiddleware, environ: WSGIEnvironment,
                  start_response: StartResponse, request: Request) -> None:
@@ -158,6 +163,7 @@ class _Exchange:
         self.plan: Plan | None = None
         self.found: FoundFile | None = None
         self.eof: int | None = None  # the found file's measured end, an absolute position
+        self.on_disk = False  # the found file is a plain file on disk (Decision.on_disk)
         self.source: RangedSource | None = None
         self.slicer: RangeSlicer | None = None
         self.write_fn: WriteFn | None = None
@@ -207,7 +213,8 @@ class _Exchange:
                 self.slicer = stream_slicer(self.plan)
             for piece in self.slicer.push(data):
                 self.write_fn(piece)
-        elif (kind is Kind.PASS or kind is Kind.FULL) and self.request.method != "HEAD":
+        elif kind is Kind.PASS or (kind is Kind.FULL and self.request.method != "HEAD"):
+            # A pass-through HEAD is the app's own answer: the server drops the body.
             self.write_fn(data)
 
     # -- deciding --
@@ -222,6 +229,7 @@ class _Exchange:
         decision = decide_response(self.request, self.status, self.headers, found,
                                    self.mw.options, self.environ, source)
         self.found, self.eof, self.source = decision.found, decision.eof, decision.source
+        self.on_disk = decision.on_disk
         return decision.plan
 
     def _commit(self, decided: Plan) -> None:
@@ -272,12 +280,17 @@ class _Exchange:
     def _body(self, result: Iterable[bytes], chunks: Iterator[bytes] | None) -> Iterable[bytes]:
         assert self.plan is not None
         kind = self.plan.kind
-        if self.request.method == "HEAD" or kind in WRITTEN_HERE:
-            # RFC 9110 9.3.2: a HEAD answer has no content, whatever the app returns (some
-            # servers send it anyway); a 416, 412 or 304 is written here. The app's body is
-            # closed unread, now; an error its close() raises reaches the server's close(),
-            # where it would without the middleware, and the answer still goes out.
-            written = () if self.request.method == "HEAD" else fixed_body(kind)
+        head = self.request.method == "HEAD"
+        if kind in WRITTEN_HERE or (head and kind is not Kind.PASS):
+            # The middleware's own answer: a 416, 412 or 304 is written here, and a HEAD it
+            # answers (a 304, 412, or the fields of a full 200) has no content (RFC 9110
+            # 9.3.2; some servers send a HEAD body anyway). The app's body is closed unread,
+            # now; an error its close() raises reaches the server's close(), where it would
+            # without the middleware, and the answer still goes out. A HEAD passed through
+            # is not one: the app's body goes to the server, which frames the answer as for
+            # the GET and drops the body (9.3.2: the same fields as for GET; 8.6: a
+            # Content-Length, if sent, that of the GET).
+            written = () if head else fixed_body(kind)
             return ClosingBody.closed_early(iter(written), self.close_result)
         source = self.source
         if source is not None and kind is not Kind.PASS:
@@ -294,8 +307,12 @@ class _Exchange:
             if kind is Kind.FULL and found is not None:
                 length = self.plan.length
                 return self._window(found, found.base, found.base + length)
-            if isinstance(result, FileWrapper) and self.server_wrapper is not None:
-                # The app's own answer: to the server's wrapper, as without the middleware.
+            if (isinstance(result, FileWrapper) and self.server_wrapper is not None
+                    and on_disk(result.filelike)):
+                # The app's own answer, a plain file: to the server's wrapper (zero-copy), as
+                # without the middleware. Any other file is read by our wrapper: a server's
+                # sends from the descriptor, which for a compressed stream holds other bytes
+                # and for a procfs file has a size of 0.
                 return self.server_wrapper(result.filelike, result.blksize)  # type: ignore[no-any-return]
             return result
         if found is not None and self.slicer is None:
@@ -312,7 +329,8 @@ class _Exchange:
 
     def _window(self, found: FoundFile, start: int, stop: int) -> Iterable[bytes]:
         """Bytes ``[start, stop)`` of the found file, never one more: through the server's
-        wrapper where that server is proven to send exactly this window, else read here."""
+        wrapper where that server is proven to send exactly this window of a plain file on
+        disk, else read here."""
         if self._server_sends_window(start, stop):
             bounded = BoundedFile(found.file, start, stop, self.close_result)
             return self.server_wrapper(bounded, found.blksize)  # type: ignore[no-any-return]
@@ -324,6 +342,12 @@ class _Exchange:
         options = self.mw.options
         if (self.server_wrapper is None or not options.use_file_wrapper
                 or stop - start < options.file_wrapper_min_size):
+            return False
+        if not self.on_disk:
+            # A server's wrapper sends from the descriptor (sendfile): for a compressed stream
+            # or an archive member that descriptor holds other bytes than read() yields
+            # (gzip.open: the compressed file), and a pipe or procfs file has no window to
+            # send. Only a plain regular file is handed over.
             return False
         row: ServerRow = identify(self.environ, self.server_wrapper)
         # A server that sends from byte 0 is right for windows that start there; one that

@@ -78,6 +78,7 @@ class ResponseFacts:
     last_modified: str | None = None
     date: str | None = None
     content_type: str | None = None
+    coded: bool = False  # a Content-Encoding other than identity (RFC 9110 8.4)
 
 
 @dataclass(slots=True)
@@ -136,6 +137,10 @@ def read_headers(status: str, headers: Headers) -> ResponseFacts | None:
                 return None
         elif key == "content-type":
             facts.content_type = value
+        elif key == "content-encoding":
+            # 8.4: Content-Encoding = #content-coding; "identity" is no coding at all.
+            codings = {coding.strip(" \t").lower() for coding in value.split(",")}
+            facts.coded = facts.coded or bool(codings - {"", "identity"})
         elif key == "etag":
             facts.etag = value
         elif key == "last-modified":
@@ -256,9 +261,11 @@ _DROP_FROM_304 = frozenset({
 
 
 def decide(request: Request, status: str, headers: Headers, facts: ResponseFacts,
-           length: int | None, limits: Limits, conditional: bool = True) -> Plan:
+           length: int | None, limits: Limits, conditional: bool = True,
+           unranged: str = LENGTH_UNKNOWN) -> Plan:
     """RFC 9110 13.2.2 in order: the preconditions (steps 1-4), then If-Range and Range
-    (step 5) for a GET, or the full 200. ``length`` None: preconditions only."""
+    (step 5) for a GET, or the full 200. ``length`` None: preconditions only, and a 200
+    passes through with the reason ``unranged``."""
     if conditional and request.has_preconditions:
         outcome = evaluate_preconditions(
             request.if_match, request.if_unmodified_since, request.if_none_match,
@@ -268,7 +275,7 @@ def decide(request: Request, status: str, headers: Headers, facts: ResponseFacts
         if outcome is Precondition.NOT_MODIFIED:
             return _not_modified(headers, facts)
     if length is None:
-        return Plan(Kind.PASS, status, headers, reason=LENGTH_UNKNOWN)
+        return Plan(Kind.PASS, status, headers, reason=unranged)
     range_value = request.range if request.method == "GET" else None
     return plan(range_value, request.if_range, status, headers, facts, length, limits)
 

@@ -7,7 +7,9 @@ sends from byte 0 (it calls ``socket.sendfile(file, count=n)`` without the offse
 bjoern sends from the offset to the end of the file. A window that starts at byte 0 is still
 right where the offset is ignored, one that ends at the end of the file where the length is.
 Everywhere the table below does not prove a window right, including every server it does not
-know, the middleware reads the range itself: slower, never wrong.
+know, the middleware reads the range itself: slower, never wrong. Every server sends from the
+file's descriptor, so only a plain file on disk is ever handed over (``files.on_disk``): the
+descriptor of a ``gzip.open`` stream or an archive member holds other bytes than it yields.
 
 Each row names the source that decides it and the test that proves it
 (``tests/test_server_wrappers.py`` runs the server's wrapper bare; ``tests/test_servers.py``

@@ -12,18 +12,29 @@ Bodies offered by ``app`` (the plain WSGI application):
 - ``/list``: a list of chunks with a ``Content-Length``.
 
 All three carry a strong ``ETag`` and a ``Last-Modified`` so that ``If-Range`` can be evaluated
-(RFC 9110 section 13.1.5). The framework applications (``flask_app``, ``django_app``, ...) are
+(RFC 9110 section 13.1.5). ``hostile`` answers ``/<kind>`` with one of the bodies in
+``HOSTILE`` (compressed streams, archive members, in-memory files, a pipe, a procfs file, a
+file longer than announced, a ``read`` that over-returns), each yielding the bytes the test
+expects (``hostile_expected``). The framework applications (``flask_app``, ``django_app``, ...) are
 wired as the README recipes say and mounted together under ``frameworks`` for one server.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
+import mmap
 import os
+import tarfile
+import tempfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from wsgiref.util import FileWrapper
 
 from rangewsgi import RangeMiddleware
@@ -87,6 +98,171 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 app = RangeMiddleware(plain_app)
+
+
+# --- hostile bodies ---------------------------------------------------------------------------
+
+PIPE_BYTES = 60_000  # below a pipe's default capacity (64 KiB): written before it is returned
+PROC_FILE = "/proc/sys/kernel/ostype"  # procfs: st_size 0, known content
+GROWN = 1000  # bytes a file grows by after the app has announced its length
+
+
+def sibling(suffix: str) -> Path:
+    """A file next to the data file: ``data.bin`` + ``suffix`` (written by the test)."""
+    path = data_path()
+    return path.with_name(path.name + suffix)
+
+
+def hostile_expected(kind: str, data: bytes) -> bytes:
+    """The bytes ``/<kind>`` must deliver when the data file holds ``data``."""
+    if kind.startswith("pipe"):
+        return data[:PIPE_BYTES]
+    if kind == "procfs":
+        return Path(PROC_FILE).read_bytes()
+    return data
+
+
+def write_hostile_files(data: bytes) -> None:
+    """The compressed and archived copies of ``data`` the hostile bodies open."""
+    for suffix, opener in ((".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open)):
+        with opener(sibling(suffix), "wb") as out:
+            out.write(data)
+    with tarfile.open(sibling(".tar"), "w") as tar:
+        info = tarfile.TarInfo("member.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with zipfile.ZipFile(sibling(".zip"), "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("member.bin", data)
+    for suffix in (".gz", ".bz2", ".xz", ".tar", ".zip"):
+        sibling(suffix).chmod(0o644)
+
+
+class OverReturning(io.RawIOBase):
+    """A seekable reader whose ``read(n)`` returns the whole rest of the data, whatever n."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = [offset, self.pos + offset, len(self.data) + offset][whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        out = self.data[self.pos:]
+        self.pos = len(self.data)
+        return out
+
+
+def _pipe() -> Any:
+    read_fd, write_fd = os.pipe()
+    with open(write_fd, "wb") as out:
+        out.write(data_path().read_bytes()[:PIPE_BYTES])
+    return open(read_fd, "rb")
+
+
+def _grown() -> Any:
+    """A plain file that holds more than the length the app announces."""
+    fh = tempfile.TemporaryFile()  # noqa: SIM115
+    fh.write(data_path().read_bytes() + b"x" * GROWN)
+    fh.seek(0)
+    return fh
+
+
+def _compressed(opener: Callable[..., Any], suffix: str) -> Callable[[], Any]:
+    """``opener(data.bin + suffix, "rb")``, made per request: a decompressing reader."""
+    return lambda: opener(sibling(suffix), "rb")
+
+
+def _member(archive: str) -> Any:
+    """``member.bin`` of the tar or zip copy: a reader over part of the archive file."""
+    if archive == ".tar":
+        return tarfile.open(sibling(archive)).extractfile("member.bin")
+    return zipfile.ZipFile(sibling(archive)).open("member.bin")
+
+
+def _sniffed() -> Any:
+    """The data file after the app read its first bytes and seeked back (within the read
+    buffer: the descriptor's offset stays at the buffer's end)."""
+    fh = open(data_path(), "rb")  # noqa: SIM115
+    fh.read(16)
+    fh.seek(0)
+    return fh
+
+
+def _mapped() -> Any:
+    with open(data_path(), "rb") as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _spooled() -> Any:
+    spooled = tempfile.SpooledTemporaryFile(max_size=1 << 24)  # noqa: SIM115
+    spooled.write(data_path().read_bytes())
+    spooled.seek(0)
+    return spooled
+
+
+class Hostile(NamedTuple):
+    """How the app answers one kind: the body object, and what it says about it."""
+
+    make: Callable[[], Any]
+    wrap: bool = True  # handed to wsgi.file_wrapper (else returned as the body itself)
+    announce: bool = False  # with a Content-Length
+    etag: bool = False  # with a strong ETag (the 200 is then decided from the headers)
+
+
+# Compressed streams come bare (the app returns ``gzip.open(path)``) and wrapped.
+HOSTILE: dict[str, Hostile] = {
+    "gzip": Hostile(_compressed(gzip.open, ".gz"), wrap=False, announce=True),
+    "gzip-wrapped": Hostile(_compressed(gzip.open, ".gz"), announce=True),
+    "gzip-etag": Hostile(_compressed(gzip.open, ".gz"), announce=True, etag=True),
+    "bz2": Hostile(_compressed(bz2.open, ".bz2"), wrap=False, announce=True),
+    "lzma": Hostile(_compressed(lzma.open, ".xz"), announce=True),
+    "tar": Hostile(lambda: _member(".tar")),
+    "zip": Hostile(lambda: _member(".zip"), announce=True),
+    "spooled": Hostile(_spooled),
+    "bytesio": Hostile(lambda: io.BytesIO(data_path().read_bytes())),
+    "mmap": Hostile(_mapped),
+    "pipe": Hostile(_pipe, wrap=False, announce=True),
+    "pipe-wrapped": Hostile(_pipe, announce=True),
+    "procfs": Hostile(lambda: open(PROC_FILE, "rb")),  # noqa: SIM115
+    "grown": Hostile(_grown, announce=True),
+    "sniffed": Hostile(_sniffed),
+    "over-returning": Hostile(lambda: OverReturning(data_path().read_bytes())),
+}
+
+
+def hostile_plain(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``/<kind>``: a 200 whose body is the hostile object of that kind."""
+    kind = environ.get("PATH_INFO", "").strip("/")
+    entry = HOSTILE.get(kind)
+    if entry is None:
+        start_response("404 Not Found", [("Content-Type", "text/plain"),
+                                         ("Content-Length", "9")])
+        return [b"not found"]
+    headers = [("Content-Type", "application/octet-stream")]
+    if entry.announce:
+        size = len(hostile_expected(kind, data_path().read_bytes()))
+        headers.append(("Content-Length", str(size)))
+    if entry.etag:
+        headers.append(("ETag", f'"{kind}-{etag_for(data_path()).strip(chr(34))}"'))
+    start_response("200 OK", headers)
+    body = entry.make()
+    if entry.wrap:
+        body = environ.get("wsgi.file_wrapper", FileWrapper)(body, CHUNK)
+    return body  # type: ignore[no-any-return]
+
+
+hostile = RangeMiddleware(hostile_plain)
 
 
 class Lazy:
@@ -154,8 +330,9 @@ def make_django(ranged: bool = True) -> WSGIApp:
     import django
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
-    from django.http import FileResponse, HttpRequest
+    from django.http import FileResponse, HttpRequest, HttpResponse
     from django.urls import path as url
+    from django.views.decorators.gzip import gzip_page
     from django.views.static import serve
 
     if not settings.configured:
@@ -179,10 +356,83 @@ def make_django(ranged: bool = True) -> WSGIApp:
         path = data_path()
         return serve(request, path.name, document_root=str(path.parent))
 
+    def text(request: HttpRequest) -> HttpResponse:
+        # A strong ETag from the view; GZipMiddleware weakens it (W/) when it compresses.
+        resp = HttpResponse(make_text(), content_type="text/plain; charset=utf-8")
+        resp["ETag"] = f'"text-{TEXT_SIZE}"'
+        resp["Content-Length"] = str(TEXT_SIZE)  # GZipMiddleware replaces it when it compresses
+        return resp
+
     urlpatterns[:] = [url("file-response", file_response), url("static", static),
-                      url("file-response-bare", file_response_bare)]
+                      url("file-response-bare", file_response_bare),
+                      url("gzip-page", gzip_page(text))]
     wsgi = get_wsgi_application()
     return RangeMiddleware(wsgi) if ranged else wsgi
+
+
+# --- Content codings ---------------------------------------------------------------------------
+
+TEXT_SIZE = 400_000
+
+
+def make_text(size: int = TEXT_SIZE) -> bytes:
+    """Text that gzip shrinks to about half (hex digits): a gzip stream of some 200 KB."""
+    import random
+
+    return random.Random(8_4).randbytes(size // 2).hex().encode()
+
+
+def precompressed_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``/text.gz``: ``data.bin.txt.gz`` from disk with ``Content-Encoding: gzip`` and no
+    validator, as nginx ``gzip_static`` or WhiteNoise serve a precompressed file;
+    ``?etag=weak`` adds a weak ETag."""
+    path = sibling(".txt.gz")
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Encoding", "gzip"),
+               ("Vary", "Accept-Encoding")]
+    if "etag=weak" in environ.get("QUERY_STRING", ""):
+        headers.append(("ETag", 'W/"text"'))
+    start_response("200 OK", headers)
+    return environ.get("wsgi.file_wrapper", FileWrapper)(open(path, "rb"), CHUNK)
+
+
+# --- HEAD -----------------------------------------------------------------------------------
+
+def head_plain(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Answers to HEAD as to GET, body included (the server drops it, RFC 9110 9.3.2):
+
+    - ``/hello``: ``[b"hello world"]`` without Content-Length (passed through);
+    - ``/gen``: a generator of two chunks without Content-Length (passed through);
+    - ``/file``: the data file through ``wsgi.file_wrapper``, no Content-Length (a full 200
+      the middleware completes: Content-Length, Accept-Ranges, ETag, Last-Modified);
+    - ``/tagged``: ``[b"hello world"]`` with a strong ETag (304 for If-None-Match).
+    """
+    route = environ.get("PATH_INFO", "")
+    text = [("Content-Type", "text/plain")]
+    if route == "/hello":
+        start_response("200 OK", text)
+        return [b"hello world"]
+    if route == "/gen":
+        start_response("200 OK", text)
+        return iter([b"hello", b" world"])
+    if route == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ.get("wsgi.file_wrapper", FileWrapper)(open(data_path(), "rb"), CHUNK)
+    if route == "/tagged":
+        start_response("200 OK", [*text, ("ETag", '"hello-1"')])
+        return [b"hello world"]
+    start_response("404 Not Found", [*text, ("Content-Length", "9")])
+    return [b"not found"]
+
+
+def make_head() -> WSGIApp:
+    """``/bare/<route>``: ``head_plain`` alone; ``/wrapped/<route>``: in the middleware."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    mounts = {"/bare": head_plain, "/wrapped": RangeMiddleware(head_plain)}
+    return DispatcherMiddleware(plain_app, mounts)
+
+
+head = Lazy(make_head)
 
 
 # --- Bottle -----------------------------------------------------------------------------------
@@ -281,3 +531,15 @@ def make_frameworks() -> WSGIApp:
 
 
 frameworks = Lazy(make_frameworks)
+
+
+def make_encoded() -> WSGIApp:
+    """Coded content: ``/static/text.gz`` (``precompressed_app``, a file from disk) and
+    ``/django/gzip-page`` (Django's GZipMiddleware, compressed per request), both wrapped."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    mounts = {"/static": RangeMiddleware(precompressed_app), "/django": make_django(True)}
+    return DispatcherMiddleware(plain_app, mounts)
+
+
+encoded = Lazy(make_encoded)

@@ -324,3 +324,89 @@ def test_probing_a_body_that_raises_is_never_a_500() -> None:
     result = call(RangeMiddleware(body_app(lambda environ: SeekableRaises())), "GET",
                   {"Range": "bytes=0-9"})
     assert result.code == 200 and result.body == DATA
+
+
+# --- what goes to a server's wsgi.file_wrapper (sendfile from the descriptor) -----------------
+
+class ReadsItsOwnWay(io.FileIO):
+    """A real file whose read() yields other bytes than its descriptor holds."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return bytes(b ^ 0xFF for b in super().read(size))
+
+
+class ClosesLoudly(io.FileIO):
+    """A real file that only adds to close(): it reads as FileIO does."""
+
+    def close(self) -> None:
+        super().close()
+
+
+def gunicorn_call(app: App, headers: dict[str, str]) -> Any:
+    from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
+
+    environ = environ_for("GET", headers, file_wrapper=GunicornFileWrapper)
+    environ["SERVER_SOFTWARE"] = "gunicorn/23.0.0"
+    return RangeMiddleware(app)(environ, lambda *a: None), GunicornFileWrapper
+
+
+@pytest.mark.parametrize("value", [None, "bytes=40000-99999"])
+@pytest.mark.parametrize("kind", ["gzip", "gzip-wrapped", "zip", "tar", "subclass", "procfs"])
+def test_only_a_plain_file_goes_to_the_servers_wrapper(tmp_path: Path, kind: str,
+                                                       value: str | None) -> None:
+    # Once: BoundedFile(GzipFile) went to gunicorn, which sendfiled the compressed file
+    # under the decompressed Content-Length.
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(b ^ 0xFF for b in DATA) if kind == "subclass" else DATA)
+    expected = DATA
+    length = [("Content-Length", str(len(DATA)))]
+    if kind.startswith("gzip"):
+        app = body_app(wrapped(compressed(tmp_path, gzip.open)) if kind == "gzip-wrapped"
+                       else lambda environ: compressed(tmp_path, gzip.open), length)
+    elif kind == "zip":
+        app = body_app(wrapped(zip_member(tmp_path, zipfile.ZIP_STORED)), length)
+    elif kind == "tar":
+        app = body_app(wrapped(tar_member(tmp_path)))
+    elif kind == "subclass":
+        app = body_app(wrapped(ReadsItsOwnWay(path)))
+    else:
+        expected = Path("/proc/sys/kernel/ostype").read_bytes()
+        app = body_app(wrapped(open("/proc/sys/kernel/ostype", "rb")))  # noqa: SIM115
+    result, server_wrapper = gunicorn_call(app, {"Range": value} if value else {})
+    try:
+        assert not isinstance(result, server_wrapper)
+        body = b"".join(result)
+    finally:
+        result.close()
+    if value is None or kind == "procfs":
+        assert body == expected
+    else:
+        assert body == expected[40_000:100_000]
+
+
+@pytest.mark.parametrize("opener", [open, ClosesLoudly, tempfile.TemporaryFile])
+def test_a_plain_file_still_goes_to_the_servers_wrapper(tmp_path: Path, opener: Any) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(DATA)
+
+    def make(environ: dict[str, Any]) -> Any:
+        if opener is tempfile.TemporaryFile:
+            file = opener()
+            file.write(DATA)
+            file.seek(0)
+        else:
+            file = opener(path, "rb")
+        file.read(16)  # read and seeked back inside the buffer: the descriptor is at 8192
+        file.seek(0)
+        return environ["wsgi.file_wrapper"](file, 4096)
+
+    result, server_wrapper = gunicorn_call(body_app(make), {"Range": "bytes=0-49999"})
+    try:
+        assert isinstance(result, server_wrapper)
+        # Where gunicorn's sendfile starts: the descriptor's offset is the window's start.
+        fileno = result.filelike.fileno()
+        assert os.lseek(fileno, 0, os.SEEK_CUR) == 0
+        assert os.pread(fileno, 50_000, 0) == DATA[:50_000]
+        assert b"".join(result) == DATA[:50_000]
+    finally:
+        result.close()
