@@ -26,7 +26,8 @@ __all__ = ["BoundedFile", "FileWrapper", "FoundFile", "Measured", "TruncatedBody
 
 
 class TruncatedBody(OSError):
-    """The body ended before the bytes its length promised: the response must be aborted."""
+    """A body gave fewer bytes than its length promised, or a ranged source more than it was
+    asked for: the response must be aborted."""
 
 
 class SeekableFile(Protocol):

@@ -47,9 +47,9 @@ Predicate = Callable[["WSGIEnvironment", Headers, int], bool]
 
 _MISSING = object()
 # How a WSGI app gives the middleware a length (see ``LengthWarnings``).
-_LENGTH_FIX = ("give the response a Content-Length, or return the file through "
-               "environ['wsgi.file_wrapper'] (Flask and Werkzeug: send_file(path, "
-               "conditional=False), not Response(open(path, 'rb')))")
+_LENGTH_FIX = ("give the response a Content-Length, or return the file object itself (or "
+               "environ['wsgi.file_wrapper'](file)) as the WSGI body (Flask and Werkzeug: "
+               "send_file(path, conditional=False), not Response(open(path, 'rb')))")
 
 
 class RangeMiddleware:
