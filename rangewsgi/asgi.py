@@ -20,9 +20,10 @@ from .asgi_bodies import (
     open_file,
     send_pieces,
 )
-from .decision import Decision, Options, decide_response, needs_body
+from .decision import Decision, LengthWarnings, Options, decide_response, needs_body
 from .files import FoundFile
 from .plan import (
+    LENGTH_UNKNOWN,
     WRITTEN_HERE,
     Headers,
     Kind,
@@ -43,6 +44,9 @@ Predicate = Callable[[Scope, Headers, int], bool]
 """``predicate(scope, headers, length) -> bool``: False leaves a 200 untouched."""
 
 PATHSEND = "http.response.pathsend"
+# How an ASGI app gives the middleware a length (see ``LengthWarnings``).
+_LENGTH_FIX = ("give the response a Content-Length, or send the file with "
+               "http.response.pathsend (Starlette FileResponse)")
 # Request fields the decision reads: their place in ``Request`` after the method.
 _REQUEST_FIELDS = {b"range": 0, b"if-range": 1, b"if-match": 2, b"if-none-match": 3,
                    b"if-modified-since": 4, b"if-unmodified-since": 5}
@@ -53,6 +57,16 @@ _REQUEST_FIELDS = {b"range": 0, b"if-range": 1, b"if-match": 2, b"if-none-match"
 # send raises ResponseClosed.
 DROP_BYTES = 1 << 20
 DROP_MESSAGES = 64
+# While the app's own receive is still inside the server's, dropped sends wait for it, for at
+# most this many seconds in all (``_await_receive``).
+DROP_WAIT = 1.0
+# The ASGI spec version whose send and receive rules the middleware keeps (``_drop``): after
+# the answer, sends return and receive says http.disconnect. From 2.4 a server's send raises
+# once the connection is closed ("Disconnected Client - send exception"), and apps that rely
+# on that stop listening on receive (Starlette's StreamingResponse streams on until send
+# raises, and then skips its background task). A server that announces more is announced to
+# the app as this.
+SPEC_VERSION = "2.3"
 
 
 class ResponseClosed(OSError):
@@ -64,11 +78,34 @@ class ResponseClosed(OSError):
 
 
 class RangeMiddleware:
-    """Byte ranges and conditional requests (RFC 9110 13, 14) for any ASGI 3 application."""
+    """Answer byte-range and conditional requests (RFC 9110 sections 13 and 14) for any
+    ASGI 3 application.
 
-    # The same decisions and options as the WSGI ``rangewsgi.RangeMiddleware``: max_ranges,
-    # max_multipart_excess, predicate(scope, headers, length), block_size (reads of a
-    # path-send file), conditional, file_validators. Only http GET and HEAD are touched.
+    The same decisions as the WSGI ``rangewsgi.RangeMiddleware``. Every ``GET`` whose inner
+    response is a ``200`` with a known length (a ``content-length``, or a file sent with
+    ``http.response.pathsend``, which the middleware offers) gets ``206``,
+    ``multipart/byteranges`` or ``416``, after the preconditions of 13.2.2 (``412``,
+    ``304``); every such ``200`` (and its ``HEAD``) carries ``accept-ranges: bytes``. A
+    ``200`` of ranged media whose length is unknown passes through, with one ``WARNING`` per
+    route on the ``rangewsgi`` logger. A ``HEAD`` the middleware does not answer itself goes
+    to the server as the app gave it, body included. Only ``http`` scopes with method
+    ``GET`` or ``HEAD`` are touched. Once the middleware has completed an answer, the app's
+    further sends are dropped and ``receive`` says ``http.disconnect`` (the app is told ASGI
+    spec 2.3 at most); past ``DROP_MESSAGES`` messages or ``DROP_BYTES`` bytes, ``send``
+    raises ``ResponseClosed``.
+
+    Options:
+        max_ranges: more range-specs than this and the Range header is ignored (200).
+        max_multipart_excess: a multipart answer more than this many bytes larger than the
+            whole representation is not sent; the Range header is ignored (200) instead.
+        predicate: ``predicate(scope, headers, length)``; when it returns False the 200
+            passes through untouched (no ranges, no Accept-Ranges, no 304/412).
+        block_size: read size for a file the app sends with ``http.response.pathsend``.
+        conditional: evaluate If-Match, If-Unmodified-Since, If-None-Match and
+            If-Modified-Since (RFC 9110 13.2.2) for GET and HEAD: ``412`` and ``304``.
+        file_validators: give a path-send file without ``ETag`` and ``Last-Modified`` a
+            strong ``ETag`` (size and modification time) and a ``Last-Modified``.
+    """
 
     def __init__(self, app: ASGIApp, *, max_ranges: int = 100,
                  max_multipart_excess: int = 4096, predicate: Predicate | None = None,
@@ -80,6 +117,7 @@ class RangeMiddleware:
         self.options = Options(max_ranges, max_multipart_excess, predicate,
                                block_size=block_size, conditional=conditional,
                                file_validators=file_validators)
+        self.length_warnings = LengthWarnings(_LENGTH_FIX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
@@ -109,6 +147,24 @@ def _request(scope: Scope) -> tuple[Request, bool]:
     if method != "GET":
         fields[0] = None  # 14.2: only GET is ranged
     return Request(method, *fields), bodiless
+
+
+def _route(scope: Scope) -> tuple[str, str]:
+    """The route a warning names: (prefix, path), the path whole when it holds the prefix."""
+    # "HTTP Connection Scope": path is the full path (root_path included) since spec 2.x
+    # servers and routers added it; older ones gave it without.
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    return ("", path) if path.startswith(root) else (root, path)
+
+
+def _newer(version: object, than: str) -> bool:
+    """Whether the spec version ``version`` ("2.4") is later than ``than``."""
+    try:
+        given = tuple(int(part) for part in str(version).split("."))
+    except ValueError:
+        return False  # not a version: left as the server gave it
+    return given > tuple(int(part) for part in than.split("."))
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -156,6 +212,8 @@ class _Exchange:
     server_error: OSError | None = None
     body_read = False
     receiving = False  # the app waits in the server's receive
+    received: asyncio.Future[None] | None = None  # done when that receive returns
+    drop_deadline: float | None = None
     stash: list[Message] | None = None
     watcher: asyncio.Task[None] | None = None
 
@@ -163,6 +221,7 @@ class _Exchange:
                  send: Send) -> None:
         self.app = mw.app
         self.options = mw.options
+        self.length_warnings = mw.length_warnings
         self.request, self.bodiless = _request(scope)
         self.head = scope["method"] == "HEAD"
         # A copy: nothing the app is shown leaks back into the server's scope.
@@ -173,6 +232,9 @@ class _Exchange:
         extensions = {**extensions, PATHSEND: {}}
         extensions.pop("http.response.zerocopysend", None)
         self.scope = scope = {**scope, "extensions": extensions}
+        asgi = scope.get("asgi")
+        if isinstance(asgi, dict) and _newer(asgi.get("spec_version"), SPEC_VERSION):
+            scope["asgi"] = {**asgi, "spec_version": SPEC_VERSION}
         headers = scope.get("headers") or ()
         if self.head and (self.request.if_range is not None
                           or any(bytes(n).lower() == b"range" for n, _ in headers)):
@@ -215,8 +277,11 @@ class _Exchange:
                 await self._commit(self._decide(None).plan)
             plan = self.plan
             assert plan is not None
-            if (plan.kind is Kind.PASS or plan.kind is Kind.FULL) and not self.head:
-                await self.send_server(message)  # the common case, without a further hop
+            if plan.kind is Kind.PASS or (plan.kind is Kind.FULL and not self.head):
+                # The common case, without a further hop. A HEAD passed through goes as the
+                # app gave it, body included: the server drops the content and frames the
+                # answer as for the GET (RFC 9110 9.3.2, 8.6), as without the middleware.
+                await self.send_server(message)
                 if not message.get("more_body", False):
                     self._end(gone=False)
             else:
@@ -242,11 +307,29 @@ class _Exchange:
         # send raises, as the server's would.
         if self.server_error is not None:
             raise ResponseClosed("the client has gone")
+        if self.receiving:
+            await self._await_receive()
         self.dropped_messages += 1
         self.dropped_bytes += len(message.get("body", b""))
         if self.dropped_messages > DROP_MESSAGES or self.dropped_bytes > DROP_BYTES:
             raise ResponseClosed("the response has ended; the app kept sending")
         await asyncio.sleep(0)
+
+    async def _await_receive(self) -> None:
+        """Wait until the app's receive that is in the server's returns (within DROP_WAIT
+        seconds in all): its listener then hears http.disconnect before the caps are used up."""
+        # A server may answer that receive from a thread of its own, turns of the event loop
+        # later (Granian): without this wait, an app whose listener had not yet had the
+        # request message (Starlette's StreamingResponse starts both at once) used up the
+        # caps in the meantime and was stopped by an exception instead.
+        loop = asyncio.get_running_loop()
+        if self.drop_deadline is None:
+            self.drop_deadline = loop.time() + DROP_WAIT
+        left = self.drop_deadline - loop.time()
+        if left > 0:
+            if self.received is None or self.received.done():
+                self.received = loop.create_future()
+            await asyncio.wait([self.received], timeout=left)
 
     def _on_start(self, message: Message) -> Message | None:
         """Hold the app's start; the start to send now, when its headers decide it."""
@@ -276,6 +359,8 @@ class _Exchange:
     def _started(self, decided: Plan) -> Message:
         """The held ``http.response.start`` rewritten for the plan, which is now decided."""
         self.plan = decided
+        if decided.reason == LENGTH_UNKNOWN:
+            self.length_warnings.check(decided, _route(self.scope))
         start = self.start
         assert start is not None
         if decided.kind is not Kind.PASS:
@@ -294,9 +379,9 @@ class _Exchange:
         assert plan is not None
         more_body = bool(message.get("more_body", False))
         if self.head or plan.kind in WRITTEN_HERE:
-            # RFC 9110 9.3.2: a HEAD answer has no content (daphne writes every HEAD body
-            # message after the first); a 416, 412 or 304 is written here. The app's body is
-            # not read: it is stopped.
+            # RFC 9110 9.3.2: a HEAD the middleware answers (a FULL: fields it computed) has
+            # no content (daphne writes every HEAD body message after the first); a 416, 412
+            # or 304 is written here. The app's body is not read: it is stopped.
             await self._finish([] if self.head else fixed_body(plan.kind), more_body)
         elif plan.kind is Kind.PASS or plan.kind is Kind.FULL:
             await self.send_server(message)
@@ -332,8 +417,10 @@ class _Exchange:
         plan = self.plan
         if plan is not None and (self.head or self.server_pathsend):
             # Decided from the headers alone (a PASS or a FULL): no byte of the file is
-            # needed here, the server sends it as it would without the middleware.
-            await (send_pieces(self._send_body, [], True) if self.head
+            # needed here, the server sends it as it would without the middleware (a HEAD
+            # passed through as well: the server drops the content).
+            passed = plan.kind is Kind.PASS and self.server_pathsend
+            await (send_pieces(self._send_body, [], True) if self.head and not passed
                    else self.send_server(message))
             return
         found = await open_file(str(message["path"]), self.options.block_size)
@@ -397,6 +484,8 @@ class _Exchange:
                     message = await self.receive_server()
                 finally:
                     self.receiving = False
+                    if self.received is not None and not self.received.done():
+                        self.received.set_result(None)
                 self._note(message)
                 return message
             self._watch()

@@ -21,13 +21,14 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 from urllib.parse import quote, unquote_to_bytes
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .asgi_bodies import Message, body_message, send_chunks
 from .demo import (
     _BLOCK,
+    _VALIDATORS,
     _describe,
     _error_response,
     _Exchange,
@@ -35,6 +36,8 @@ from .demo import (
     _Listing,
     _locate,
     _Redirect,
+    bind_socket,
+    listen,
 )
 from .files import FoundFile, SeekableFile, TruncatedBody
 
@@ -43,7 +46,10 @@ __all__ = ["is_asgi_app", "logged", "make_asgi_directory_app", "require_uvicorn"
 PATHSEND = "http.response.pathsend"
 MISSING_UVICORN = ("rangewsgi demo: serving an ASGI app needs uvicorn: "
                    "pip install 'rangewsgi[asgi]' (or pip install uvicorn)")
-_GRACE = 3  # seconds uvicorn waits for responses still running when it is told to stop
+# Seconds uvicorn waits for responses still running when it is told to stop. A media
+# response can run for as long as the file plays, so the demo ends those itself (``_Stopper``)
+# and this bounds only what is left.
+_GRACE = 1
 
 
 def require_uvicorn() -> ModuleType:
@@ -221,32 +227,45 @@ def _target(scope: Scope) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _request_fields(scope: Scope) -> tuple[str, bool]:
-    """The ``Range`` field lines joined (``-`` without one), and whether there is no body."""
+class _Request(NamedTuple):
+    """What the log needs of a request's header fields."""
+
+    range: str  # the Range field lines joined, ``-`` without one
+    validators: list[str]  # the conditional fields a 304 answers, by name
+    bodiless: bool  # no request body to read first
+
+
+def _request_fields(scope: Scope) -> _Request:
+    """The log's view of the request's header fields."""
     ranges: list[str] = []
+    present: set[str] = set()
     bodiless = scope.get("http_version") in ("1.0", "1.1")
     for name, value in scope.get("headers") or ():
         name = bytes(name).lower()
+        present.add(name.decode("latin-1"))
         if name == b"range":
             ranges.append(bytes(value).decode("latin-1"))
         elif name == b"transfer-encoding" or (name == b"content-length"
                                                and bytes(value).strip() != b"0"):
             bodiless = False
-    return ", ".join(ranges) or "-", bodiless
+    validators = [name for name in _VALIDATORS if name.lower() in present]
+    return _Request(", ".join(ranges) or "-", validators, bodiless)
 
 
 class _Watched:
     """One HTTP request: the app's messages passed on to the server, and noted."""
 
     def __init__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send,
-                 emit: Callable[[str], None]) -> None:
+                 emit: Callable[[str], None], stopper: _Stopper | None = None) -> None:
         self.app = app
         self.scope = scope
         self.receive_server = receive
         self.send_server = send
-        range_value, self.body_read = _request_fields(scope)
-        self.exchange = _Exchange(str(scope.get("method", "-")), _target(scope), range_value,
-                                  emit)
+        self.stopper = stopper
+        request = _request_fields(scope)
+        self.body_read = request.bodiless
+        self.exchange = _Exchange(str(scope.get("method", "-")), _target(scope), request.range,
+                                  emit, request.validators)
         self.started = False  # a response start went to the server
         self.final = False  # the message that completes the response went to the server
         self.trailers = False
@@ -350,7 +369,10 @@ class _Watched:
         if message["type"] == "http.disconnect":
             self.disconnected = True
             if not self.final and not self.exchange.logged:
-                self.exchange.gone = "http.disconnect"
+                if self.stopper is not None and self.stopper.stopping:
+                    self.exchange.stopped = True
+                else:
+                    self.exchange.gone = "http.disconnect"
                 self.exchange.finish()
         elif not message.get("more_body", False):
             self.body_read = True
@@ -374,8 +396,10 @@ def _size(path: str) -> int:
     return os.stat(path).st_size
 
 
-def logged(app: ASGIApp, stream: TextIO) -> ASGIApp:
+def logged(app: ASGIApp, stream: TextIO, stopper: _Stopper | None = None) -> ASGIApp:
     """``app``, writing one line per HTTP request to ``stream`` with what was really sent."""
+    # With ``stopper``, a response that the stopping server ends says so, rather than that
+    # its client went away.
 
     def emit(line: str) -> None:
         stream.write(line)
@@ -385,49 +409,30 @@ def logged(app: ASGIApp, stream: TextIO) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        await _Watched(app, scope, receive, send, emit).run()
+        await _Watched(app, scope, receive, send, emit, stopper).run()
 
     return logging_app
 
 
 # --- the server -----------------------------------------------------------------------------
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port`` and listening; exit status 1 when that fails."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as error:
-        print(f"rangewsgi demo: cannot listen on {host} port {port}: {error}",
-              file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    try:
-        if os.name != "nt":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as error:
-        sock.close()
-        print(f"rangewsgi demo: cannot listen on {host} port {port}: "
-              f"{error.strerror or error}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    return sock
-
-
 def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
-               log: TextIO | None = None) -> None:
+               log: TextIO | None = None, sock: socket.socket | None = None) -> None:
     """Serve ``app`` with uvicorn until interrupted; print the URL."""
     # With ``log``, one line per request goes to it; uvicorn's own access log is off.
+    # ``sock``: the socket from ``demo.bind_socket(host, port)``, else one is bound here.
     uvicorn = require_uvicorn()
+    stopper = _Stopper()
     served: Callable[[Scope, Receive, Send], Awaitable[None]] = (
-        app if log is None else logged(app, log))
-    sock = _listening_socket(host, port)
+        app if log is None else logged(app, log, stopper))
+    sock = sock or bind_socket(host, port)
     try:
+        listen(sock, host, port)
         config: Any = uvicorn.Config(served, interface="asgi3", lifespan="auto",
                                      log_level="warning", access_log=False,
                                      proxy_headers=False, timeout_graceful_shutdown=_GRACE)
         server: Any = uvicorn.Server(config)
+        stopper.attach(server)
         shown = f"[{host}]" if ":" in host else host
         print(f"rangewsgi demo serving on http://{shown}:{sock.getsockname()[1]}/ "
               f"(ASGI, uvicorn {uvicorn.__version__})", flush=True)
@@ -437,6 +442,44 @@ def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
             signal.raise_signal(signum)
     finally:
         sock.close()
+
+
+class _Stopper:
+    """Ends the responses still going out as soon as uvicorn starts to stop."""
+
+    # uvicorn's graceful shutdown waits for every running response, and a media response runs
+    # for as long as its client plays it (or holds it paused): a demo told to stop would wait
+    # for the grace period, then cancel the response with an error and a traceback in the
+    # log. Instead, the connections with a response under way are aborted when the shutdown
+    # starts: the app hears ``http.disconnect`` and ends quietly, and the log says the server
+    # stopped. Idle keep-alive connections are left to uvicorn, which closes them at once.
+    # The connections are found through uvicorn's own state (``server_state.connections``,
+    # each protocol's ``cycle`` and ``transport``, there since uvicorn 0.11); if a release
+    # renames them, nothing is aborted and uvicorn's grace period (_GRACE) bounds the stop.
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def attach(self, server: Any) -> None:
+        """Run ``stop`` first whenever ``server`` shuts down."""
+        shutdown = server.shutdown
+
+        async def stop_then_shutdown(sockets: Any = None) -> None:
+            self.stop(server)
+            await shutdown(sockets=sockets)
+
+        server.shutdown = stop_then_shutdown
+
+    def stop(self, server: Any) -> None:
+        """Abort the connections of ``server`` whose response is under way."""
+        self.stopping = True
+        state = getattr(server, "server_state", None)
+        for connection in list(getattr(state, "connections", ())):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if (cycle is not None and not getattr(cycle, "response_complete", True)
+                    and transport is not None):
+                transport.abort()
 
 
 @contextlib.contextmanager

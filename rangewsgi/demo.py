@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import html
 import importlib
 import io
@@ -18,19 +19,21 @@ import mimetypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TextIO, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, TextIO, cast
 from urllib.parse import quote
 
 from werkzeug.http import http_date
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler, make_server, select_address_family
 
 from .middleware import RangeMiddleware
 
@@ -219,6 +222,9 @@ def _error(start_response: StartResponse, status: str) -> list[bytes]:
 
 
 _EXCHANGE_KEY = "rangewsgi.demo.exchange"
+_STOP_WAIT = 1.0  # seconds the stopping server waits for requests whose connection it ended
+_POLL = 0.1  # seconds between the server loop's looks at whether it must stop
+_VALIDATORS = ("If-None-Match", "If-Modified-Since")  # what a 304 answers (RFC 9110 13.1)
 _CONTROLS = str.maketrans({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
                          | {ord("\\"): "\\\\"})
 
@@ -242,10 +248,11 @@ class _Exchange:
     # application raised, the client went away, the body was cut short).
 
     def __init__(self, method: str, target: str, range_header: str,
-                 emit: Callable[[str], None]) -> None:
+                 emit: Callable[[str], None], validators: Sequence[str] = ()) -> None:
         self.method = method
         self.target = target
         self.range = range_header
+        self.validators = validators  # the conditional header fields the request carried
         self.emit = emit
         self.logged = False
         self.status: int | None = None
@@ -255,6 +262,7 @@ class _Exchange:
         self.body = 0
         self.error: str | None = None  # the application raised (calling, iterating, closing)
         self.gone: str | None = None  # a write to the client failed
+        self.stopped = False  # the server stopped while the response was going out
         self._left = 0  # chunked framing: payload bytes left in the current chunk ...
         self._skip = 0  # ... the CRLF after it still to come ...
         self._size = b""  # ... and the chunk-size line read so far
@@ -334,14 +342,35 @@ class _Exchange:
             sent = f"{self.body} of {self.length} bytes"
         elif self.chunked and not self._last_chunk:
             sent = f"{self.body} bytes, no last chunk"
-        outcome = ""
-        if self.error is not None:
-            outcome = f", aborted: {self.error}"
-        elif self.gone is not None:
-            outcome = f", aborted: client went away ({self.gone})"
         status = "-" if self.status is None else str(self.status)
         return _for_log(f"{self.method} {self.target} Range={self.range} -> {status} "
-                        f"{sent}{outcome}") + "\n"
+                        f"{sent}{self._outcome()}") + "\n"
+
+    def _short(self) -> bool:
+        """Whether the response is not (yet) all sent."""
+        if self.status is None:
+            return True
+        if self.length is not None:
+            return self.body < self.length
+        return self.chunked and not self._last_chunk
+
+    def _outcome(self) -> str:
+        """How the response ended, when that needs saying."""
+        if self.error is not None:  # the application failed: a real error
+            return f", aborted: {self.error}"
+        if self.stopped and self._short():
+            return ", stopped with the server"
+        if self.gone is not None:
+            # A media player closes the connection when it seeks or has buffered enough:
+            # ordinary, not an error.
+            return f", client stopped reading after {self.body} bytes"
+        if self.status == 304 and self.range != "-":
+            # RFC 9110 13.2.2: If-None-Match (or If-Modified-Since) is evaluated before Range;
+            # the client's copy is current, so it gets no range and no body.
+            sent = " and ".join(self.validators) or "a validator"
+            return (f", not modified: the client sent {sent} and its cached copy is current, "
+                    "so no range was needed")
+        return ""
 
 
 class _CountingWriter(io.BufferedIOBase):
@@ -380,8 +409,57 @@ class _CountingWriter(io.BufferedIOBase):
             self.raw.close()
 
 
-class _LoggingHandler(WSGIRequestHandler):
-    """werkzeug's request handler, logging one line per request with what was really sent."""
+class _StoppableHandler(WSGIRequestHandler):
+    """werkzeug's request handler, its connection ended at once when the server stops."""
+
+    # werkzeug serves each connection in a daemon thread, which the process's exit would cut
+    # wherever it is; ending the connections first lets each thread finish its request (and
+    # its log line) and close its file.
+
+    serving: ClassVar[dict[_StoppableHandler, threading.Thread]] = {}  # one per server class
+    registry: ClassVar[threading.Lock] = threading.Lock()
+    stopping = False
+
+    def setup(self) -> None:
+        super().setup()
+        with self.registry:
+            self.serving[self] = threading.current_thread()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.registry:
+                self.serving.pop(self, None)
+
+    def run_wsgi(self) -> None:
+        # A request whose header block only the stop ended (http.server takes the end of the
+        # stream for the blank line) is not served.
+        if not self.stopping:
+            super().run_wsgi()
+
+    def stop(self) -> None:
+        """End the connection: a read waiting for a request, or a write blocked by a client
+        that reads no more, returns at once."""
+        self.stopping = True
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    @classmethod
+    def stop_all(cls, wait: float) -> None:
+        """End every connection served, and wait up to ``wait`` seconds for their threads."""
+        with cls.registry:
+            serving = dict(cls.serving)
+        for handler in serving:
+            handler.stop()
+        deadline = time.monotonic() + wait
+        for thread in serving.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _LoggingHandler(_StoppableHandler):
+    """The request handler logging one line per request with what was really sent."""
 
     log_stream: ClassVar[TextIO] = sys.stderr
     exchange: _Exchange | None = None
@@ -389,6 +467,13 @@ class _LoggingHandler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.wfile = _CountingWriter(self.wfile, self)
+
+    def stop(self) -> None:
+        self.stopping = True  # before the exchange is looked at: see run_wsgi
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.stopped = True
+        super().stop()
 
     def make_environ(self) -> WSGIEnvironment:
         environ = super().make_environ()
@@ -398,7 +483,10 @@ class _LoggingHandler(WSGIRequestHandler):
     def run_wsgi(self) -> None:
         self.exchange = exchange = _Exchange(
             self.command, self.path, ", ".join(self.headers.get_all("Range", [])) or "-",
-            self._log_line)
+            self._log_line, [name for name in _VALIDATORS if name in self.headers])
+        if self.stopping:  # stopped before this request ran: not served, not logged
+            self.exchange = None
+            return
         try:
             super().run_wsgi()
         finally:
@@ -528,29 +616,153 @@ def _import_app(spec: str) -> WSGIApplication:
     return cast("WSGIApplication", obj)
 
 
+def _load_app(spec: str, debug: bool) -> WSGIApplication:
+    """The app ``spec`` names; when it cannot be imported, one line naming the error and exit
+    status 1 (``debug``: the whole traceback)."""
+    try:
+        return _import_app(spec)
+    except Exception as error:
+        if debug:
+            raise
+        reason = " ".join(_describe(error).split())  # one line, whatever the message holds
+        print(f"rangewsgi demo: cannot import app {spec!r}: {reason} (--debug shows the "
+              "traceback)", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def serve(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8000, *,
-          log: TextIO | None = None) -> None:
+          log: TextIO | None = None, sock: socket.socket | None = None) -> None:
     """Serve ``app`` on werkzeug's threaded server until interrupted; print the URL."""
     # With ``log``, one line per request goes to it: method, request target, Range header,
     # then what the client was really sent: status, body bytes, and why it was cut short.
-    handler: type[WSGIRequestHandler] | None = None
+    # ``sock``: the socket from ``bind_socket(host, port)``, else one is bound here.
+    handler: type[_StoppableHandler]
     if log is not None:
         stream: TextIO = log
 
-        class Handler(_LoggingHandler):
+        class LoggingHandler(_LoggingHandler):
             log_stream = stream
+            serving: ClassVar[dict[_StoppableHandler, threading.Thread]] = {}
+
+        handler = LoggingHandler
+        app = _watched(app)
+    else:
+        class Handler(_StoppableHandler):
+            serving: ClassVar[dict[_StoppableHandler, threading.Thread]] = {}
 
         handler = Handler
-        app = _watched(app)
-    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    with sock or bind_socket(host, port) as bound:
+        listen(bound, host, port)
+        port = bound.getsockname()[1]  # the port chosen for 0
+        server = make_server(host, port, app, threaded=True, request_handler=handler,
+                             fd=bound.fileno())  # werkzeug serves a duplicate of the socket
     shown = f"[{host}]" if ":" in host else host
-    print(f"rangewsgi demo serving on http://{shown}:{server.server_port}/", flush=True)
+    print(f"rangewsgi demo serving on http://{shown}:{port}/", flush=True)
+    # The server loop runs in a thread of its own; this one waits, and the stop signals are
+    # only noted while it does. An exception raised by a signal handler lands wherever this
+    # thread happens to be: in Thread.start() it would leave the loop's thread running (and
+    # the exit waiting for it forever), inside socketserver it would close a connection
+    # under its request's thread. Once everything is stopped, the signal is raised again.
+    ended = threading.Event()
+
+    def accept() -> None:
+        try:
+            server.serve_forever(poll_interval=_POLL)
+        finally:
+            ended.set()
+
+    accepting = threading.Thread(target=accept, name="rangewsgi-demo-accept")
+    with _signals_noted() as received:
+        try:
+            accepting.start()
+            # Short steps: a signal that the kernel hands to another thread leaves this one
+            # asleep, and Python runs its handler here only once the wait returns.
+            while not received and not ended.wait(_POLL):
+                pass
+        finally:
+            if accepting.ident is not None:
+                server.shutdown()  # the loop ends within _POLL seconds
+                accepting.join()
+            server.server_close()
+            handler.stop_all(_STOP_WAIT)
+    with contextlib.suppress(KeyboardInterrupt):  # "until interrupted"
+        for signum in received[:1]:  # with the handler that was there before
+            signal.raise_signal(signum)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port``, not yet listening (connections are refused until
+    the server is ready); a one-line message and exit status 1 when that fails."""
+    family = select_address_family(host, port)  # as werkzeug's own server would choose
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        _cannot_listen(f"cannot listen on {host} port {port}: {error}; check --host")
+    try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        _not_bound(host, port, error)
+    return sock
+
+
+def listen(sock: socket.socket, host: str, port: int) -> None:
+    """Start accepting connections on ``sock`` (bound to ``host``:``port``)."""
+    try:
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        _not_bound(host, port, error)
+
+
+def _not_bound(host: str, port: int, error: OSError) -> NoReturn:
+    if error.errno == errno.EADDRINUSE:
+        _cannot_listen(f"port {port} on {host} is in use; choose another with --port")
+    _cannot_listen(f"cannot listen on {host} port {port}: {error.strerror or error}; "
+                   "choose another with --port")
+
+
+def _cannot_listen(message: str) -> NoReturn:
+    print(f"rangewsgi demo: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[list[int]]:
+    """While inside, SIGINT, SIGTERM and SIGHUP are only listed (whatever was inherited)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in _STOP_SIGNALS}
+    try:
+        yield received
     finally:
-        server.server_close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -560,12 +772,18 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def _signals_exit() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP exit through ``finally`` blocks, as Ctrl-C does."""
+    """While inside, SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP exit: all three
+    through ``finally`` blocks (the sample folder goes), whatever was inherited."""
+    # CPython installs its SIGINT handler only when SIGINT is not ignored at start-up, and a
+    # background job of a non-interactive shell (``cmd &``), or a child of any process that
+    # ignores SIGINT, starts with it ignored: SIGINT then never stopped the demo.
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in caught}
+    handlers: dict[int, Callable[[int, FrameType | None], Any]] = {
+        signum: _exit_on_signal for signum in _STOP_SIGNALS}
+    handlers[signal.SIGINT] = signal.default_int_handler
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         yield
     finally:
@@ -581,7 +799,7 @@ def _prog() -> str | None:
     return None
 
 
-def _serve_asgi(args: argparse.Namespace, inner: object | None) -> None:
+def _serve_asgi(args: argparse.Namespace, inner: object | None, sock: socket.socket) -> None:
     """Serve ``module:app`` (``inner``), else the target directory, as ASGI with uvicorn."""
     from . import asgi, asgi_demo
 
@@ -589,7 +807,8 @@ def _serve_asgi(args: argparse.Namespace, inner: object | None) -> None:
            else cast("asgi.ASGIApp", inner))
     if not args.no_ranges:
         app = asgi.RangeMiddleware(app, max_ranges=args.max_ranges)
-    asgi_demo.serve_asgi(app, args.host, args.port, log=None if args.quiet else sys.stderr)
+    asgi_demo.serve_asgi(app, args.host, args.port, log=None if args.quiet else sys.stderr,
+                         sock=sock)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -602,8 +821,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a directory to serve, or module:app to wrap (default: .)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any)")
-    parser.add_argument("--max-ranges", type=int, default=100,
-                        help="range-specs above this are ignored (default 100)")
+    parser.add_argument("--max-ranges", type=_positive, default=100,
+                        help="range-specs above this are ignored (default 100; at least 1)")
     parser.add_argument("--no-ranges", action="store_true",
                         help="serve without the middleware, to see what clients do without it")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
@@ -615,12 +834,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sample", action="store_true",
                         help="serve a generated 10-minute WAV tone sweep and, with ffmpeg, a "
                              "30-second WebM test card (no target needed); deleted on exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the whole traceback when module:app cannot be imported")
     args = parser.parse_args(argv)
     if args.asgi:
         from .asgi_demo import require_uvicorn
         require_uvicorn()  # before any sample is made
     with _signals_exit(), contextlib.ExitStack() as cleanup, \
             contextlib.suppress(KeyboardInterrupt):
+        # The port first: a busy one is reported before any sample is made.
+        sock = cleanup.enter_context(bind_socket(args.host, args.port))
         if args.sample:
             args.target = cleanup.enter_context(tempfile.TemporaryDirectory(
                 prefix="rangewsgi-sample-", ignore_cleanup_errors=True))
@@ -628,15 +851,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             write_sample_video(Path(args.target))
         if ":" in args.target and not Path(args.target).is_dir():
             sys.path.insert(0, os.getcwd())
-            inner = _import_app(args.target)
+            inner = _load_app(args.target, args.debug)
             if not args.asgi:
                 from .asgi_demo import is_asgi_app
                 args.asgi = is_asgi_app(inner)
             if args.asgi:
-                _serve_asgi(args, inner)
+                _serve_asgi(args, inner, sock)
                 return
         elif args.asgi and Path(args.target).is_dir():
-            _serve_asgi(args, None)
+            _serve_asgi(args, None, sock)
             return
         elif Path(args.target).is_dir():
             inner = make_directory_app(args.target)
@@ -645,4 +868,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = inner if args.no_ranges else RangeMiddleware(inner, max_ranges=args.max_ranges)
         # The request log replaces werkzeug's own access log (it also shows Range).
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        serve(app, args.host, args.port, log=None if args.quiet else sys.stderr)
+        serve(app, args.host, args.port, log=None if args.quiet else sys.stderr, sock=sock)

@@ -7,7 +7,8 @@ The servers: ``uvicorn-h11`` (h11, asyncio loop), ``uvicorn-httptools`` (httptoo
 
 The servers run the applications with the cyclic garbage collector off (``NO_GC_ENV``): what
 is freed only by a collection (a file kept by a reference cycle) stays visible to the tests,
-whatever the timing.
+whatever the timing. Each server gets a directory of its own for the temporary files that the
+applications' background tasks delete (``TMP_ENV``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 FILE_ENV = "RANGEWSGI_TEST_FILE"
 BIG_ENV = "RANGEWSGI_TEST_BIG"
 NO_GC_ENV = "RANGEWSGI_TEST_NO_GC"
+TMP_ENV = "RANGEWSGI_TEST_TMP"
 APP = "asgiapps:app"
 
 # What provides each server: (module to import, pip requirement).
@@ -81,10 +83,12 @@ def launch(name: str, port: int, workdir: Path, data_file: Path, big_file: Path,
     require_module(module, package)
     for framework, requirement in FRAMEWORKS.items():
         require_module(framework, requirement)
-    env = {FILE_ENV: str(data_file), BIG_ENV: str(big_file), NO_GC_ENV: "1",
+    log = workdir / f"{name}{'-tls' if tls else ''}.log"
+    temp = workdir / f"{name}{'-tls' if tls else ''}-temp"  # the task routes' own files
+    temp.mkdir(exist_ok=True)
+    env = {FILE_ENV: str(data_file), BIG_ENV: str(big_file), NO_GC_ENV: "1", TMP_ENV: str(temp),
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE),
                                           os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    log = workdir / f"{name}{'-tls' if tls else ''}.log"
     return start_server(server_cmd(name, port, tls), port, env=env, cwd=workdir, log_path=log)
 
 

@@ -40,6 +40,7 @@ from test_model import (
     range_header,
 )
 
+import rangewsgi.asgi
 import rangewsgi.asgi_bodies
 from rangewsgi import RangeMiddleware as WSGIRangeMiddleware
 from rangewsgi.asgi import DROP_BYTES, DROP_MESSAGES, RangeMiddleware, ResponseClosed
@@ -368,6 +369,25 @@ def test_head_hides_range_from_the_app() -> None:
 
     serve(RangeMiddleware(app), "HEAD", {"Range": "bytes=0-1", "If-Range": '"x"', "X-A": "1"})
     assert seen == [[(b"x-a", b"1")]]
+
+
+@pytest.mark.parametrize("pieces", [[b"hello world"], [b"hello ", b"world", b""]],
+                         ids=["one", "streamed"])
+def test_head_passed_through_goes_as_the_app_gave_it(pieces: list[bytes]) -> None:
+    # RFC 9110 9.3.2, 8.6: a HEAD the middleware does not answer (no length: passed through)
+    # reaches the server exactly as the app sent it, body included; the server drops the
+    # content and frames the answer as for the GET, as it does without the middleware.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for number, piece in enumerate(pieces, 1):
+            await send({"type": "http.response.body", "body": piece,
+                        "more_body": number < len(pieces)})
+
+    bare = serve(app, "HEAD")
+    wrapped = serve(RangeMiddleware(app), "HEAD", {"Range": "bytes=0-1"})
+    assert wrapped.error is None and wrapped.messages == bare.messages
+    assert wrapped.body == b"".join(pieces)  # the server's to drop
 
 
 @pytest.mark.parametrize("kind", BODY_KINDS)
@@ -916,6 +936,207 @@ def test_starlette_in_process(spec: str, data_path: Path, opened: list[io.FileIO
     assert etag is not None
     result = get("/file", {"If-None-Match": etag})  # the 304 FileResponse does not make
     assert result.status == 304 and result.body == b"" and result.error is None
+
+
+@pytest.mark.parametrize(("given", "seen"), [
+    ("2.4", "2.3"), ("2.5", "2.3"), ("3.0", "2.3"), ("2.3", "2.3"), ("2.1", "2.1"),
+    ("2.0", "2.0"), ("two", "two"), (None, None),
+])
+def test_app_is_told_the_spec_version_whose_rules_the_middleware_keeps(
+        given: str | None, seen: str | None) -> None:
+    # After its answer the middleware drops what the app sends and says http.disconnect
+    # (the rules up to spec 2.3); it does not raise from send as a 2.4 server does, so an app
+    # is never told more than 2.3. The server's own scope is not changed.
+    told: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        told.append(scope.get("asgi", {}).get("spec_version"))
+        await make_app("bytes", DATA)(scope, receive, send)
+
+    scope = make_scope("GET", {"Range": "bytes=0-1"})
+    if given is None:
+        del scope["asgi"]
+    else:
+        scope["asgi"]["spec_version"] = given
+    result = serve(RangeMiddleware(app), scope=scope)
+    assert result.status == 206 and result.body == DATA[:2]
+    assert told == [seen]
+    assert scope.get("asgi", {}).get("spec_version") == given
+
+
+def starlette_endless(produced: list[int], ran: list[str]) -> Any:
+    """A Starlette StreamingResponse that never ends and never looks at receive itself, with
+    a background task."""
+    require_module("starlette", "starlette")
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def stream(request: Any) -> Any:
+        async def endless() -> Any:
+            while True:
+                produced.append(1000)
+                yield b"e" * 1000
+
+        return StreamingResponse(endless(), headers={"content-length": "99999999999",
+                                                     "etag": '"s1"'},
+                                 background=BackgroundTask(ran.append, "ran"))
+
+    return RangeMiddleware(Starlette(routes=[Route("/", stream)]))
+
+
+@pytest.mark.parametrize("spec", ["2.1", "2.3", "2.4"])
+@pytest.mark.parametrize(("method", "headers", "status"), [
+    ("GET", {"Range": "bytes=0-9"}, 206), ("GET", {"Range": "bytes=0-0,5-9"}, 206),
+    ("GET", {"Range": "bytes=99999999999-"}, 416), ("GET", {"If-None-Match": '"s1"'}, 304),
+    ("HEAD", {}, 200),
+], ids=["range", "ranges", "unsatisfiable", "not-modified", "head"])
+def test_starlette_background_runs_after_an_early_answer(
+        spec: str, method: str, headers: dict[str, str], status: int) -> None:
+    # Whatever spec the server announces, Starlette listens for http.disconnect (it is told
+    # 2.3), so the middleware's answer stops an endless stream within the caps without an
+    # exception, and the background task runs (as after a client's disconnect on uvicorn).
+    produced: list[int] = []
+    ran: list[str] = []
+    result = serve(starlette_endless(produced, ran), method, headers, spec=spec)
+    assert result.error is None and result.status == status and result.complete
+    if "," in headers.get("Range", ""):
+        parts = parse_multipart(result.body, result.header("content-type") or "")
+        assert [body for _, body in parts] == [b"e", b"e" * 5]
+    elif status == 206:
+        assert result.body == b"e" * 10
+    elif status == 416:
+        assert result.header("content-range") == "bytes */99999999999"
+    else:
+        assert result.body == b""
+    assert ran == ["ran"]
+    assert len(produced) <= DROP_MESSAGES + 2
+
+
+def late_request_server(app: ASGIApp, headers: dict[str, str], turns: int | None) -> Served:
+    """Run ``app`` under a server whose first receive returns after ``turns`` turns of the
+    event loop (a server that answers from a thread of its own, as Granian does), or never
+    (``None``: a request body that does not come)."""
+    served = Served()
+
+    async def main() -> None:
+        done = asyncio.Event()
+        asked = 0
+
+        async def receive() -> Message:
+            nonlocal asked
+            asked += 1
+            if asked == 1 and turns is not None:
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            served.messages.append(message)
+            if message["type"] == "http.response.start":
+                served.status = message["status"]
+                return
+            served.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                served.complete = True
+                done.set()
+
+        try:
+            await RangeMiddleware(app)(make_scope("GET", headers, spec="2.3"), receive, send)
+        except Exception as exc:
+            served.error = exc
+        # A stream stopped half way is closed by the loop's finaliser, in a task of its own,
+        # when the collector frees it: freed now, and that task run, before the count.
+        gc.collect()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(main())
+    return served
+
+
+def test_listener_whose_request_comes_late_still_hears_the_end() -> None:
+    # Starlette starts its stream and its listener at once; the listener's first receive is
+    # still in the server when the range is out. Dropped sends wait for it, so the listener
+    # hears http.disconnect and stops the stream before the caps: the background task runs.
+    require_module("starlette", "starlette")
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    ran: list[str] = []
+    produced: list[int] = []
+
+    async def stream(request: Any) -> Any:
+        async def blocks() -> Any:
+            for _ in range(1000):
+                produced.append(100)
+                yield b"b" * 100
+
+        return StreamingResponse(blocks(), headers={"content-length": "100000"},
+                                 background=BackgroundTask(ran.append, "ran"))
+
+    app = Starlette(routes=[Route("/", stream)])
+    result = late_request_server(app, {"Range": "bytes=0-9"}, turns=10 * DROP_MESSAGES)
+    assert result.error is None and result.status == 206 and result.body == b"b" * 10
+    assert ran == ["ran"]
+    assert len(produced) < 1000
+
+
+def test_wait_for_a_receive_that_never_returns_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A request whose body never comes: the app's receive stays in the server. Dropped sends
+    # wait for it only DROP_WAIT seconds in all; then the caps stop an app that keeps sending.
+    monkeypatch.setattr(rangewsgi.asgi, "DROP_WAIT", 0.01)
+    sent: list[int] = []
+    inner = endless_app(sent, b"x" * 10, "raise")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        listener = asyncio.ensure_future(receive())
+        try:
+            await inner(scope, receive, send)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    result = late_request_server(app, {"Range": "bytes=0-0"}, turns=None)
+    assert result.error is None and result.status == 206 and result.body == b"x"
+    assert len(sent) <= 1 + DROP_MESSAGES + 1
+
+
+def test_one_warning_per_route_for_media_without_a_length(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A video the middleware cannot range for want of a length: one WARNING per route,
+    # saying how to give it one; the route is the full path (root_path included once).
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"video/mp4")]})
+        await send({"type": "http.response.body", "body": b"0123456789"})
+
+    middleware = RangeMiddleware(app)
+
+    def get(path: str, root_path: str) -> Served:
+        scope = make_scope("GET", {"Range": "bytes=0-1"})
+        scope.update(path=path, raw_path=path.encode(), root_path=root_path)
+        return serve(middleware, scope=scope)
+
+    caplog.set_level("WARNING", logger="rangewsgi")
+    for _ in range(3):
+        result = get("/app/video", "/app")  # the path holds the prefix (spec 2.x)
+        assert result.status == 200 and result.body == b"0123456789"
+        result = get("/movie", "/app")  # a server that leaves the prefix out
+        assert result.status == 200
+        get("/other", "")
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(messages) == 3, messages
+    assert "route '/app/video'" in messages[0] and "http.response.pathsend" in messages[0]
+    assert "route '/app/movie'" in messages[1] and "route '/other'" in messages[2]
 
 
 def test_memory_stays_flat_for_a_large_stream() -> None:

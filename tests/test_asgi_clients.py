@@ -48,9 +48,10 @@ BLANK = "/blank-page"  # a same-origin page with no players of its own
 SCRIPT_TIMEOUT = 30
 TOOL_TIMEOUT = 60.0
 
-# One line of the demo's log: request, then status, body bytes sent, and how it ended.
+# One line of the demo's log: request, then status, body bytes sent, and how it ended
+# (", client stopped reading after N bytes", ", aborted: ...", ...).
 LINE = re.compile(r"^(GET|HEAD) (\S+) Range=(.*?) -> (\d{3}) (\d+)(?: of (\d+))? bytes"
-                  r"(, aborted: .*)?$", re.MULTILINE)
+                  r"(, .*)?$", re.MULTILINE)
 
 
 def start_asgi_demo(root: Path, log_path: Path, *, ranges: bool = True) -> Server:

@@ -47,7 +47,7 @@ ROUTES = {
 }
 # Routes whose app sends http.response.pathsend for a full 200 when it is offered.
 PATHSEND_ROUTES = {"/raw/file", "/starlette/file", "/fastapi/file"}
-CLEAN = {"open_files": [], "tasks": [], "unfinished": 0}
+CLEAN = {"open_files": [], "tasks": [], "unfinished": 0, "pending": {}, "temp_files": []}
 ERRORS = re.compile(r"Traceback|Exception in ASGI|Error in ASGI|ERROR|Exception inside")
 
 
@@ -226,6 +226,48 @@ def test_django_finishes_every_answer(served: Served, route: str) -> None:
             assert resp.body == b""
             assert resp.header("ETag") == ETAG
         assert wait_until_clean(port) == CLEAN, name
+
+
+def fields(resp: RawResponse) -> list[tuple[str, str]]:
+    """The answer's header fields, names lowercased, without the clock's ``date``."""
+    return [(name.lower(), value) for name, value in resp.headers if name.lower() != "date"]
+
+
+def one(port: int, route: str, method: str) -> RawResponse:
+    with RawClient(port) as client:  # one connection each: nothing a server wrote by
+        return client.request(route, {"Range": "bytes=0-1"}, method)  # mistake carries over
+
+
+@pytest.mark.parametrize("route", ["/text", "/stream"])
+def test_head_passed_through_is_framed_as_without_the_middleware(served: Served,
+                                                                  route: str) -> None:
+    # RFC 9110 9.3.2 and 8.6: a 200 without a length is passed through; on HEAD the app's
+    # answer goes to the server as the app gave it (body included), so the server frames it
+    # as it frames the bare app's: the same fields as without the middleware, for GET and
+    # HEAD alike (a Content-Length the GET would carry, or chunked, never a 0 of our making).
+    port = served.server.port
+    for method in ("GET", "HEAD"):
+        bare = one(port, f"/bare{route}", method)
+        wrapped = one(port, f"/plain{route}", method)
+        assert (wrapped.status, fields(wrapped)) == (bare.status, fields(bare)), method
+        assert wrapped.status == 200
+        assert wrapped.body == (b"hello world" if method == "GET" else b"")
+    log = [entry for entry in get_json(port, "/_log") if entry["path"].startswith("/plain")]
+    head = [entry for entry in log if entry["method"] == "HEAD"]
+    body = b"hello world"
+    assert sum(size for _, size, _ in head[-1]["messages"][1:]) == len(body)
+
+
+@pytest.mark.parametrize("route", ["/raw/gen", "/django/stream", "/starlette/stream"])
+def test_head_answered_here_has_the_fields_of_the_get(served: Served, route: str) -> None:
+    # RFC 9110 9.3.2: where the middleware answers the HEAD (a 200 whose fields it made),
+    # they are those of the GET, Content-Length included.
+    port = served.server.port
+    get, head = one(port, route, "GET"), one(port, route, "HEAD")
+    assert get.status == 206 and head.status == 200  # Range is for GET only (14.2)
+    full = [(k, v) for k, v in fields(get) if k not in ("content-range", "content-length")]
+    assert [(k, v) for k, v in fields(head) if k != "content-length"] == full
+    assert head.header("Content-Length") == str(len(served.data))
 
 
 def test_nothing_logged_as_an_error(served: Served) -> None:
