@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from inprocess import Result, call, environ_for
+from serverapps import OverReturning
 
 from rangewsgi import RangeMiddleware
 from rangewsgi.files import TruncatedBody
@@ -238,32 +239,6 @@ def test_file_that_shrinks_mid_response_aborts(tmp_path: Path) -> None:
             b"".join(chunks)
     finally:
         body.close()  # type: ignore[attr-defined]
-
-
-class OverReturning(io.RawIOBase):
-    """A seekable reader whose read(n) returns the whole rest of the data, whatever n."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = [offset, self.pos + offset, len(self.data) + offset][whence]
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, size: int = -1) -> bytes:
-        out = self.data[self.pos:]
-        self.pos = len(self.data)
-        return out
 
 
 @pytest.mark.parametrize("value", ["bytes=100-124", "bytes=0-0,200-224", "bytes=-25"])
