@@ -21,18 +21,28 @@ in-process, timed from the call to the last byte and checked byte for byte:
 
 The table gives medians over ``--runs`` runs, all cases side by side in one run. No timing
 is asserted; wrong bytes or a wrong status fail the run.
+
+A second table gives the peak memory of a whole ``200`` of the object through an
+``S3Source``: under the WSGI middleware (the body iterated as a server would), and as an
+ASGI ``SourceResponse`` under ``rangewsgi.asgi.RangeMiddleware`` (the messages consumed as a
+server would). Each runs in a fresh process: the peak RSS (``VmHWM``, reset before the
+request) over the RSS before it, with a CRC-32 of every byte checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +196,104 @@ def check(case: Case, content: Content, status: str, headers: list[tuple[str, st
         raise BenchError(f"{case.name}: wrong bytes")
 
 
+def memory_kib(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` (the peak) of this process, in KiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise BenchError(f"no {field} in /proc/self/status")
+
+
+def whole_wsgi(client: Any) -> tuple[str, int, int]:
+    """A whole GET through the WSGI middleware: (status, bytes, CRC-32)."""
+    from werkzeug.test import EnvironBuilder
+
+    started: list[str] = []
+    body = RangeMiddleware(source_app(client))(
+        EnvironBuilder(path=f"/{KEY}").get_environ(),
+        lambda status, headers, exc_info=None: started.append(status))
+    count, crc = 0, 0
+    try:
+        for chunk in body:
+            count, crc = count + len(chunk), zlib.crc32(chunk, crc)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return started[0], count, crc
+
+
+def whole_asgi(client: Any) -> tuple[str, int, int]:
+    """A whole GET of a ``SourceResponse`` under the ASGI middleware: (status, bytes, CRC)."""
+    from rangewsgi.asgi import RangeMiddleware as ASGIRangeMiddleware
+    from rangewsgi.asgi_sources import SourceResponse
+    from rangewsgi.sources.s3 import S3Source
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        source = S3Source(client, BUCKET, KEY, chunk_size=256 * KiB)
+        await SourceResponse(source)(scope, receive, send)
+
+    got: dict[str, Any] = {"status": "", "count": 0, "crc": 0}
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            got["status"] = str(message["status"])
+        body = message.get("body", b"")
+        got["count"] += len(body)
+        got["crc"] = zlib.crc32(body, got["crc"])
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    scope = {"type": "http", "method": "GET", "path": f"/{KEY}", "headers": [],
+             "http_version": "1.1", "asgi": {"version": "3.0", "spec_version": "2.3"}}
+    asyncio.run(ASGIRangeMiddleware(app)(scope, receive, send))
+    return str(got["status"]), int(got["count"]), int(got["crc"])
+
+
+def serve_whole(adapter: str, endpoint: str) -> dict[str, Any]:
+    """One whole GET in this (fresh) process; its time and peak RSS growth."""
+    import boto3  # type: ignore[import-untyped,unused-ignore]
+    from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
+
+    client = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS,
+                          config=Config(s3={"addressing_style": "path"}, read_timeout=600))
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")  # proc(5): the peak RSS starts again from the current RSS
+    before = memory_kib("VmRSS")
+    begin = time.perf_counter()
+    status, count, crc = (whole_asgi if adapter == "asgi" else whole_wsgi)(client)
+    return {"status": status, "bytes": count, "crc": crc,
+            "seconds": time.perf_counter() - begin,
+            "growth_kib": memory_kib("VmHWM") - before}
+
+
+def memory_rows(endpoint: str, content: Content) -> list[str]:
+    """The whole-200 rows, each in a fresh process, checked against the content's CRC-32."""
+    crc = 0
+    for index in range(-(-content.size // PART)):
+        crc = zlib.crc32(content.part(index), crc)
+    rows = []
+    for adapter, label in (("wsgi", "WSGI: S3Source body"),
+                           ("asgi", "ASGI: SourceResponse(S3Source)")):
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--serve-whole",
+                               adapter, endpoint], capture_output=True, text=True,
+                              timeout=3600, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"{label}: {done.stderr[-2000:]}")
+        result = json.loads(done.stdout)
+        if (result["status"][:3], result["bytes"], result["crc"]) != ("200", content.size, crc):
+            raise BenchError(f"{label}: wrong answer {result}")
+        rows.append(f"| {label}, whole {human(content.size)} | "
+                    f"{result['growth_kib'] / 1024:.1f} MiB | {result['seconds']:.1f} s |")
+    return rows
+
+
 def human(count: float) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= size:
@@ -197,7 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="object size (MiB)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each case")
+    parser.add_argument("--serve-whole", nargs=2, metavar=("ADAPTER", "ENDPOINT"),
+                        help=argparse.SUPPRESS)  # the fresh process of a memory row
     args = parser.parse_args(argv)
+    if args.serve_whole:
+        print(json.dumps(serve_whole(*args.serve_whole)))
+        return 0
     import boto3  # type: ignore[import-untyped,unused-ignore]
     from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
     from sourceservers import moto_requests, start_moto, start_proxy
@@ -265,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {case.name} | {med['requests']:.0f} ({med['gets']:.0f}) "
                   f"| {human(med['down'])} | {human(med['up'])} "
                   f"| {med['seconds'] * 1000:.0f} ms |")
+        print(f"\nPeak RSS growth of one whole 200 of the {human(size)} object (one run each, "
+              "a fresh process):\n")
+        print("| case | peak RSS growth | time |")
+        print("| --- | ---: | ---: |")
+        print("\n".join(memory_rows(moto.url, content)))
     return 0
 
 

@@ -1,38 +1,71 @@
-"""The ASGI adapter: hold ``http.response.start`` until the decision, then shape the body.
+"""The ASGI adapter: hold ``http.response.start`` until the engine decides, then carry out
+the engine's step in ASGI messages.
 
-Protocol glue only: the decision is the shared core's (``decision.decide_response``), the
-bytes come from ``bodies`` through ``asgi_bodies``. Section names below are those of the ASGI
-"HTTP & WebSocket" message format and of its extensions document.
+Theory of operation
+-------------------
+One ``_Exchange`` per GET or HEAD, in one of these states (``State``):
+
+====================  ====================================================================
+AWAITING_START        nothing sent yet; early hints go through
+HELD                  the app's ``http.response.start`` is held until the body shows what it
+                      is (messages, a path-send file, a ranged source)
+STREAMING             the start is sent; the body goes out as the engine's step says
+COMPLETE              the app's own response is complete; what it sends next goes through
+DROPPING              the middleware completed the answer; the app's further sends are
+                      dropped (within ``DROP_MESSAGES`` and ``DROP_BYTES``)
+CLIENT_GONE           the server said ``http.disconnect`` or its send failed
+====================  ====================================================================
+
+``_TRANSITIONS`` lists the moves; the last three states are final, and entering one tells
+the ``DisconnectWatcher`` (the app's receive then says ``http.disconnect``). The decision
+and the choice of body are the engine's (``engine.respond``); section names below are those
+of the ASGI "HTTP & WebSocket" message format and of its extensions document.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import functools
+import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 from .asgi_bodies import (
     Message,
     SlicedBody,
-    answer_file,
     close_file,
+    file_chunks,
     open_file,
+    send_chunks,
     send_pieces,
 )
-from .decision import Decision, LengthWarnings, Options, decide_response, needs_body
-from .files import FoundFile
-from .plan import (
-    LENGTH_UNKNOWN,
-    WRITTEN_HERE,
-    Headers,
-    Kind,
-    Plan,
-    Request,
-    ResponseFacts,
-    fixed_body,
-    read_headers,
+from .asgi_disconnect import DisconnectWatcher
+from .asgi_sources import SOURCE_EXTENSION, SOURCE_MESSAGE
+from .bodies import read_file_ranges
+from .decision import LengthWarnings, needs_body
+from .engine import (
+    NO_ZERO_COPY,
+    REQUEST_FIELDS,
+    Action,
+    Plain,
+    RequestView,
+    Response,
+    Route,
+    Server,
+    Step,
+    plain_answer,
+    plain_step,
+    read_request,
+    respond,
+    step_for,
 )
+from .files import FoundFile
+from .options import Options, make_options
+from .plan import LENGTH_UNKNOWN, Headers, Kind, Plan, ResponseFacts, read_headers
+from .servers import PATHSEND as PATHSEND_ROW
+from .sources import RangedSource, is_ranged_source
 
 __all__ = ["Predicate", "RangeMiddleware", "ResponseClosed"]
 
@@ -47,9 +80,11 @@ PATHSEND = "http.response.pathsend"
 # How an ASGI app gives the middleware a length (see ``LengthWarnings``).
 _LENGTH_FIX = ("give the response a Content-Length, or send the file with "
                "http.response.pathsend (Starlette FileResponse)")
-# Request fields the decision reads: their place in ``Request`` after the method.
-_REQUEST_FIELDS = {b"range": 0, b"if-range": 1, b"if-match": 2, b"if-none-match": 3,
-                   b"if-modified-since": 4, b"if-unmodified-since": 5}
+# The request fields the engine reads, by their lower-case bytes in the scope.
+_FIELD_NAMES = {name.encode("latin-1"): name for name in REQUEST_FIELDS}
+_ACCEPT_RANGES = (b"accept-ranges", b"bytes")  # RFC 9110 14.3
+# The engine's view of a GET and of a HEAD that carry none of those fields, read once.
+_PLAIN_VIEWS = {method: read_request(method, {}) for method in ("GET", "HEAD")}
 
 
 # What an app may still send after the middleware has ended its response (the answer is
@@ -77,6 +112,29 @@ class ResponseClosed(OSError):
     # gone; when the exception comes back out of the app, the middleware swallows it.
 
 
+# Every option's default, as ``Options`` writes it: the signature below shows them.
+_DEFAULT = Options()
+
+
+def _is_wsgi(app: object) -> bool:
+    """Whether ``app`` is provably a WSGI app: a plain (not async) callable that takes
+    exactly two positional parameters. A signature that cannot be read proves nothing."""
+    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is wanted
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(call):
+        return False
+    try:
+        parameters = inspect.signature(app).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return False
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional == 2
+
+
 class RangeMiddleware:
     """Answer byte-range and conditional requests (RFC 9110 sections 13 and 14) for any
     ASGI 3 application.
@@ -89,7 +147,10 @@ class RangeMiddleware:
     ``200`` of ranged media whose length is unknown passes through, with one ``WARNING`` per
     route on the ``rangewsgi`` logger. A ``HEAD`` the middleware does not answer itself goes
     to the server as the app gave it, body included. Only ``http`` scopes with method
-    ``GET`` or ``HEAD`` are touched. Once the middleware has completed an answer, the app's
+    ``GET`` or ``HEAD`` are touched; a ``HEAD``'s ``Range`` and ``If-Range`` are hidden from
+    the app (RFC 9110 14.2). A ranged source sent as ``asgi_sources.SourceResponse`` is
+    answered by ``read_range`` per part. Given a WSGI app (a plain two-argument callable),
+    it raises ``TypeError`` when made. Once the middleware has completed an answer, the app's
     further sends are dropped and ``receive`` says ``http.disconnect`` (the app is told ASGI
     spec 2.3 at most); past ``DROP_MESSAGES`` messages or ``DROP_BYTES`` bytes, ``send``
     raises ``ResponseClosed``.
@@ -107,46 +168,58 @@ class RangeMiddleware:
             strong ``ETag`` (size and modification time) and a ``Last-Modified``.
     """
 
-    def __init__(self, app: ASGIApp, *, max_ranges: int = 100,
-                 max_multipart_excess: int = 4096, predicate: Predicate | None = None,
-                 block_size: int = 64 * 1024, conditional: bool = True,
-                 file_validators: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, max_ranges: int = _DEFAULT.max_ranges,
+                 max_multipart_excess: int = _DEFAULT.max_multipart_excess,
+                 predicate: Predicate | None = None, block_size: int = _DEFAULT.block_size,
+                 conditional: bool = _DEFAULT.conditional,
+                 file_validators: bool | Literal["content"] = _DEFAULT.file_validators,
+                 **unknown: object) -> None:
         if not callable(app):
             raise TypeError(f"app must be an ASGI application (a callable), not {app!r}")
+        if _is_wsgi(app):
+            raise TypeError(f"{app!r} is a WSGI application (a plain callable of two "
+                            "arguments, environ and start_response): wrap it with "
+                            "`from rangewsgi import RangeMiddleware`")
         self.app = app
-        self.options = Options(max_ranges, max_multipart_excess, predicate,
-                               block_size=block_size, conditional=conditional,
-                               file_validators=file_validators)
+        # An unknown name is refused with its close match, a WSGI-only one as such.
+        self.options: Options = make_options("asgi", {
+            "max_ranges": max_ranges, "max_multipart_excess": max_multipart_excess,
+            "predicate": predicate, "block_size": block_size, "conditional": conditional,
+            "file_validators": file_validators, **unknown})
         self.length_warnings = LengthWarnings(_LENGTH_FIX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # websocket and lifespan are not ours
+            return
+        view, bodiless = _request(scope)
+        if view.route is Route.UNTOUCHED:
             # RFC 9110 14.2: Range is defined for GET only; preconditions cannot be evaluated
-            # after an unsafe method has run (13.2.1). websocket and lifespan are not ours.
+            # after an unsafe method has run (13.2.1).
             await self.app(scope, receive, send)
             return
-        await _Exchange(self, scope, receive, send).run()
+        await _Exchange(self, scope, receive, send, view, bodiless).run()
 
 
-def _request(scope: Scope) -> tuple[Request, bool]:
-    """The request fields the decision reads, and whether the request carries a body."""
-    fields: list[str | None] = [None] * 6
+def _request(scope: Scope) -> tuple[RequestView, bool]:
+    """The engine's view of the request, and whether the request carries no body."""
+    method = scope.get("method")
+    if method != "GET" and method != "HEAD":
+        return read_request(str(method), {}), False
+    fields: dict[str, str] = {}
     bodiless = scope.get("http_version") in ("1.0", "1.1")
     for name, value in scope.get("headers") or ():
         name = bytes(name).lower()
-        key = _REQUEST_FIELDS.get(name)
+        key = _FIELD_NAMES.get(name)
         if key is not None:
             # RFC 9110 5.3: repeated field lines combine into one comma-separated list.
             text = bytes(value).decode("latin-1")
-            seen = fields[key]
+            seen = fields.get(key)
             fields[key] = text if seen is None else f"{seen}, {text}"
         elif name == b"transfer-encoding" or (name == b"content-length"
                                                and bytes(value).strip() != b"0"):
             bodiless = False
-    method = scope["method"]
-    if method != "GET":
-        fields[0] = None  # 14.2: only GET is ranged
-    return Request(method, *fields), bodiless
+    return (read_request(method, fields) if fields else _PLAIN_VIEWS[method]), bodiless
 
 
 def _route(scope: Scope) -> tuple[str, str]:
@@ -158,13 +231,20 @@ def _route(scope: Scope) -> tuple[str, str]:
     return ("", path) if path.startswith(root) else (root, path)
 
 
-def _newer(version: object, than: str) -> bool:
+@functools.lru_cache(maxsize=32)  # servers announce few versions: parsed once each
+def _newer(version: str, than: str) -> bool:
     """Whether the spec version ``version`` ("2.4") is later than ``than``."""
     try:
-        given = tuple(int(part) for part in str(version).split("."))
+        given = tuple(int(part) for part in version.split("."))
     except ValueError:
         return False  # not a version: left as the server gave it
     return given > tuple(int(part) for part in than.split("."))
+
+
+def _decode(start: Message) -> Headers:
+    """The fields of a "Response Start" as text."""
+    # Byte strings (bytes, or the bytearray some apps send): both decode.
+    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in start.get("headers") or ()]
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -192,106 +272,135 @@ def _from_us(exc: BaseException, ours: BaseException | None) -> bool:
     return False
 
 
+class State(enum.Enum):
+    """Where an exchange is (see the module docstring)."""
+
+    # Members are singletons: hashing by identity runs no Python code per set or dict lookup.
+    __hash__ = object.__hash__
+
+    AWAITING_START = "awaiting start"
+    HELD = "held"
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    DROPPING = "dropping"
+    CLIENT_GONE = "client gone"
+
+
+_FINAL = frozenset({State.COMPLETE, State.DROPPING, State.CLIENT_GONE})
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.AWAITING_START: frozenset({State.HELD, State.STREAMING, State.CLIENT_GONE}),
+    State.HELD: frozenset({State.STREAMING, State.CLIENT_GONE}),
+    State.STREAMING: frozenset({State.COMPLETE, State.DROPPING, State.CLIENT_GONE}),
+    State.COMPLETE: frozenset(),
+    State.DROPPING: frozenset(),
+    State.CLIENT_GONE: frozenset(),
+}
+
+
 class _Exchange:
     """One GET or HEAD through the middleware."""
 
     # State that most responses never change starts as a class attribute: making one
     # exchange per request then costs only what each request sets.
+    state = State.AWAITING_START
     start: Message | None = None
     status = ""
     headers: Headers = []  # noqa: RUF012 - replaced, never mutated
     facts: ResponseFacts | None = None
-    plan: Plan | None = None
+    fields_read = False  # ``headers`` and ``facts`` are the held start's
+    step: Step | None = None
     sliced: SlicedBody | None = None
-    ended = False  # the response is complete, or the client has gone
-    stopped = False  # the app's further sends are dropped (``_drop``)
     dropped_bytes = 0
     dropped_messages = 0
-    gone = False  # the server said http.disconnect
-    ended_event: asyncio.Event | None = None
-    server_error: OSError | None = None
-    body_read = False
-    receiving = False  # the app waits in the server's receive
-    received: asyncio.Future[None] | None = None  # done when that receive returns
     drop_deadline: float | None = None
-    stash: list[Message] | None = None
-    watcher: asyncio.Task[None] | None = None
+    server_error: OSError | None = None
 
-    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
-                 send: Send) -> None:
+    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive, send: Send,
+                 view: RequestView, bodiless: bool) -> None:
         self.app = mw.app
         self.options = mw.options
         self.length_warnings = mw.length_warnings
-        self.request, self.bodiless = _request(scope)
-        self.head = scope["method"] == "HEAD"
+        assert view.request is not None
+        self.view = view
+        self.request = view.request
+        self.bodiless = bodiless
+        self.head = view.request.method == "HEAD"
+        self.send_server = send
+        self.watcher = DisconnectWatcher(receive, self._client_gone)
         # A copy: nothing the app is shown leaks back into the server's scope.
         extensions = scope.get("extensions") or {}
         self.server_pathsend = PATHSEND in extensions
-        # Extensions, "Path Send": offered, so that the file behind the body is known.
-        # Zero copy send cannot carry a slice the middleware chooses: not offered.
-        extensions = {**extensions, PATHSEND: {}}
+        # Extensions, "Path Send": offered, so that the file behind the body is known; and
+        # the ranged-source message (``asgi_sources``). Zero copy send cannot carry a slice
+        # the middleware chooses: not offered.
+        extensions = {**extensions, PATHSEND: {}, SOURCE_EXTENSION: {}}
         extensions.pop("http.response.zerocopysend", None)
         self.scope = scope = {**scope, "extensions": extensions}
         asgi = scope.get("asgi")
-        if isinstance(asgi, dict) and _newer(asgi.get("spec_version"), SPEC_VERSION):
+        if (isinstance(asgi, dict) and asgi.get("spec_version") != SPEC_VERSION
+                and _newer(str(asgi.get("spec_version")), SPEC_VERSION)):
             scope["asgi"] = {**asgi, "spec_version": SPEC_VERSION}
-        headers = scope.get("headers") or ()
-        if self.head and (self.request.if_range is not None
-                          or any(bytes(n).lower() == b"range" for n, _ in headers)):
+        if view.hide:
             # RFC 9110 14.2: a server "MUST ignore a Range header field received with a
             # request method ... for which range handling is not defined": hidden from apps
             # that would range a HEAD themselves.
-            scope["headers"] = [(n, v) for n, v in headers
-                                if bytes(n).lower() not in (b"range", b"if-range")]
-        self.receive_server = receive
-        self.send_server = send
+            hidden = {name.encode("latin-1") for name in view.hide}
+            scope["headers"] = [(n, v) for n, v in scope.get("headers") or ()
+                                if bytes(n).lower() not in hidden]
+
+    # -- states --
+
+    def _to(self, state: State) -> None:
+        """Move to ``state`` if ``_TRANSITIONS`` allows it from here (else stay)."""
+        if state not in _TRANSITIONS[self.state]:
+            return
+        self.state = state
+        if state in _FINAL:
+            self.watcher.finish()
+
+    def _client_gone(self) -> None:
+        self._to(State.CLIENT_GONE)
 
     async def run(self) -> None:
         try:
-            await self.app(self.scope, self.receive, self.send)
+            await self.app(self.scope, self.watcher.receive, self.send)
         except Exception as exc:
-            if self.ended and _from_us(exc, self.server_error):
+            if self.state in _FINAL and _from_us(exc, self.server_error):
                 return  # the response is out (or the client gone): a clean end for the server
             raise
         finally:
-            if self.watcher is not None and not self.watcher.done():
-                self.watcher.cancel()
-        if self.start is not None and self.plan is None:
+            self.watcher.close()
+        if self.state is State.HELD:
+            assert self.start is not None
             await self.send_server(self.start)  # started without a body: as the app left it
 
     # -- send: the messages the app sends --
 
     async def send(self, message: Message) -> None:
-        if self.stopped:
+        state = self.state
+        if state is State.DROPPING or state is State.CLIENT_GONE:
             await self._drop(message)
             return
         kind = message["type"]
-        if kind == "http.response.start" and self.start is None:
-            start = self._on_start(message)
-            if start is not None:
-                await self.send_server(start)
-        elif self.start is None or self.ended:
-            await self.send_server(message)  # early hints, or what follows a completed body
-        elif kind == "http.response.body":
-            if self.plan is None:
-                await self._commit(self._decide(None).plan)
-            plan = self.plan
-            assert plan is not None
-            if plan.kind is Kind.PASS or (plan.kind is Kind.FULL and not self.head):
-                # The common case, without a further hop. A HEAD passed through goes as the
-                # app gave it, body included: the server drops the content and frames the
-                # answer as for the GET (RFC 9110 9.3.2, 8.6), as without the middleware.
-                await self.send_server(message)
-                if not message.get("more_body", False):
-                    self._end(gone=False)
+        if state is State.AWAITING_START:
+            if kind == "http.response.start":
+                await self._on_start(message)
             else:
-                await self._on_body(message)
+                await self.send_server(message)  # early hints
+        elif state is State.COMPLETE:
+            await self.send_server(message)  # what follows the app's completed body
+        elif kind == "http.response.body":
+            await self._on_body(message)
         elif kind == PATHSEND:
             await self._on_pathsend(message)
+        elif kind == SOURCE_MESSAGE and is_ranged_source(message.get("source")):
+            await self._on_source(message["source"])
         else:
-            if self.plan is None:
-                await self._commit(Plan(Kind.PASS, self.status, self.headers,
-                                        reason=f"{kind} from the app"))
+            if self.state is State.HELD:
+                if not self.fields_read:
+                    self._read_fields()
+                await self._commit(step_for(Plan(Kind.PASS, self.status, self.headers,
+                                                 reason=f"{kind} from the app"), self.head))
             await self.send_server(message)
 
     async def _drop(self, message: Message) -> None:
@@ -307,8 +416,7 @@ class _Exchange:
         # send raises, as the server's would.
         if self.server_error is not None:
             raise ResponseClosed("the client has gone")
-        if self.receiving:
-            await self._await_receive()
+        await self._await_receive()
         self.dropped_messages += 1
         self.dropped_bytes += len(message.get("body", b""))
         if self.dropped_messages > DROP_MESSAGES or self.dropped_bytes > DROP_BYTES:
@@ -322,43 +430,68 @@ class _Exchange:
         # later (Granian): without this wait, an app whose listener had not yet had the
         # request message (Starlette's StreamingResponse starts both at once) used up the
         # caps in the meantime and was stopped by an exception instead.
+        if not self.watcher.receiving:
+            return
         loop = asyncio.get_running_loop()
         if self.drop_deadline is None:
             self.drop_deadline = loop.time() + DROP_WAIT
-        left = self.drop_deadline - loop.time()
-        if left > 0:
-            if self.received is None or self.received.done():
-                self.received = loop.create_future()
-            await asyncio.wait([self.received], timeout=left)
+        await self.watcher.receive_returned(self.drop_deadline - loop.time())
 
-    def _on_start(self, message: Message) -> Message | None:
-        """Hold the app's start; the start to send now, when its headers decide it."""
+    # -- deciding --
+
+    async def _on_start(self, message: Message) -> None:
+        """Hold the app's start, or send it now when its headers decide the answer."""
         self.start = message
         self.status = str(message["status"])
-        # Byte strings (bytes, or the bytearray some apps send): both decode.
-        self.headers = [(n.decode("latin-1"), v.decode("latin-1"))
-                        for n, v in message.get("headers") or ()]
-        self.facts = read_headers(self.status, self.headers)  # one scan of the headers
+        self.state = State.HELD
+        if (self.view.route is Route.PLAIN and self.options.predicate is None
+                and not message.get("trailers")):
+            answer = plain_answer(self.status, message.get("headers") or (),
+                                  self.options.file_validators)
+            if answer is Plain.BODY:
+                return  # decided with the body
+            if answer is not Plain.FULL_PATH:
+                await self._send_plain(message, answer)
+                return
+        self._read_fields()
         if message.get("trailers"):
             # "Response Start": trailers follow the body (a digest of the whole, say): a
             # response that announces them is not reshaped.
-            return self._started(Plan(Kind.PASS, self.status, self.headers, reason="trailers"))
-        if not needs_body(self.request, self.status, self.headers, self.options, self.facts):
-            return self._started(self._decide(None).plan)
-        return None
+            plan = Plan(Kind.PASS, self.status, self.headers, reason="trailers")
+            await self._commit(step_for(plan, self.head))
+        elif not needs_body(self.request, self.status, self.headers, self.options,
+                            self.facts):
+            await self._commit(self._respond())
 
-    def _decide(self, found: FoundFile | None) -> Decision:
-        """The core's decision, made once per response."""
-        return decide_response(self.request, self.status, self.headers, found, self.options,
-                               self.scope, facts=self.facts)
+    async def _send_plain(self, message: Message, answer: Plain) -> None:
+        """The lean path: the app's start, with ``Accept-Ranges: bytes`` appended for a
+        rangeable 200 (``engine.plain_answer``)."""
+        self.step = plain_step(self.head, answer)
+        if answer is Plain.ACCEPT_RANGES:
+            message = {**message, "headers": [*(message.get("headers") or ()), _ACCEPT_RANGES]}
+        self._to(State.STREAMING)
+        await self.send_server(message)
 
-    async def _commit(self, decided: Plan) -> None:
-        """Send the held ``http.response.start``, rewritten for the plan."""
-        await self.send_server(self._started(decided))
+    def _read_fields(self) -> None:
+        """The held start's fields as text, and one scan of them (``plan.read_headers``)."""
+        assert self.start is not None
+        self.headers = _decode(self.start)
+        self.facts = read_headers(self.status, self.headers)
+        self.fields_read = True
 
-    def _started(self, decided: Plan) -> Message:
-        """The held ``http.response.start`` rewritten for the plan, which is now decided."""
-        self.plan = decided
+    def _respond(self, found: FoundFile | None = None, source: RangedSource | None = None,
+                 server: Server = NO_ZERO_COPY) -> Step:
+        """The engine's step, made once per response."""
+        if not self.fields_read:
+            self._read_fields()
+        response = Response(self.status, self.headers, self.facts)
+        return respond(self.request, response, self.options, self.scope, found, source,
+                       server)[0]
+
+    async def _commit(self, step: Step) -> None:
+        """Send the held ``http.response.start``, rewritten for the step's plan."""
+        self.step = step
+        decided = step.plan
         if decided.reason == LENGTH_UNKNOWN:
             self.length_warnings.check(decided, _route(self.scope))
         start = self.start
@@ -372,35 +505,52 @@ class _Exchange:
             else:
                 encoded = _encode(headers)
             start = {**start, "status": int(decided.status[:3]), "headers": encoded}
-        return start
+        self._to(State.STREAMING)
+        await self.send_server(start)
+
+    # -- the body: one way per engine action --
 
     async def _on_body(self, message: Message) -> None:
-        plan = self.plan
-        assert plan is not None
+        if self.step is None:
+            await self._decide_without_file()
+        step = self.step
+        assert step is not None
         more_body = bool(message.get("more_body", False))
-        if self.head or plan.kind in WRITTEN_HERE:
-            # RFC 9110 9.3.2: a HEAD the middleware answers (a FULL: fields it computed) has
-            # no content (daphne writes every HEAD body message after the first); a 416, 412
-            # or 304 is written here. The app's body is not read: it is stopped.
-            await self._finish([] if self.head else fixed_body(plan.kind), more_body)
-        elif plan.kind is Kind.PASS or plan.kind is Kind.FULL:
+        if step.action is Action.FORWARD:
+            # A HEAD passed through goes as the app gave it, body included: the server drops
+            # the content and frames the answer as for the GET (RFC 9110 9.3.2, 8.6), as
+            # without the middleware.
             await self.send_server(message)
             if not more_body:
-                self._end(gone=False)
-        else:
+                self._to(State.COMPLETE)
+        elif step.action is Action.STREAM_SLICE:
             if self.sliced is None:
-                self.sliced = SlicedBody(plan)
+                self.sliced = SlicedBody(step.ranges, step.framing)
             pieces, done = self.sliced.feed(message.get("body", b""), more_body)
             if done:
                 await self._finish(pieces, more_body)
             else:
                 await send_pieces(self._send_body, pieces, False)
+        else:
+            # FIXED: a 416, 412 or 304 written here, or a HEAD the middleware answers, with
+            # no content (RFC 9110 9.3.2). The app's body is not read: it is stopped.
+            await self._finish([step.fixed] if step.fixed else [], more_body)
+
+    async def _decide_without_file(self) -> None:
+        """Commit the step for a body of messages: no file, so no validators to give."""
+        if self.view.route is Route.PLAIN and self.options.predicate is None:
+            start = self.start
+            assert start is not None
+            answer = plain_answer(self.status, start.get("headers") or (), False)
+            if answer is Plain.ACCEPT_RANGES or answer is Plain.UNTOUCHED:
+                await self._send_plain(start, answer)
+                return
+        await self._commit(self._respond())
 
     async def _finish(self, pieces: list[bytes], more_body: bool) -> None:
         """Complete the response; what an app with more to send sends next is dropped."""
         await send_pieces(self._send_body, pieces, True)
-        self.stopped = more_body
-        self._end(gone=False)
+        self._to(State.DROPPING if more_body else State.COMPLETE)
 
     async def _on_pathsend(self, message: Message) -> None:
         """Extensions, "Path Send": the whole file, a window of it, or its ranges."""
@@ -410,36 +560,83 @@ class _Exchange:
             with contextlib.suppress(ResponseClosed):
                 await self._answer_file(message)
         finally:
-            self.stopped = True  # the path-send message is the last one of a response
-            self._end(gone=False)
+            self._to(State.DROPPING)  # the path-send message is the last one of a response
 
     async def _answer_file(self, message: Message) -> None:
-        plan = self.plan
-        if plan is not None and (self.head or self.server_pathsend):
-            # Decided from the headers alone (a PASS or a FULL): no byte of the file is
-            # needed here, the server sends it as it would without the middleware (a HEAD
-            # passed through as well: the server drops the content).
-            passed = plan.kind is Kind.PASS and self.server_pathsend
-            await (send_pieces(self._send_body, [], True) if self.head and not passed
-                   else self.send_server(message))
+        step = self.step
+        if step is not None and (step.action is Action.FIXED or self.server_pathsend
+                                 or self.head):
+            # Decided from the headers alone: no byte of the file is needed here.
+            await self._forward_pathsend(step, message, None)
             return
         found = await open_file(str(message["path"]), self.options.block_size)
-        eof = None
         try:
-            if plan is None:
+            if step is None:
                 # The decision with the file: its size, and validators for a plain file.
-                decision = self._decide(found)
-                plan, eof = decision.plan, decision.eof
-                await self._commit(plan)
+                server = Server(PATHSEND_ROW) if self.server_pathsend else NO_ZERO_COPY
+                step = self._respond(found, server=server)
+                await self._commit(step)
         except BaseException:
             close_file(found)
             raise
-        forward = None
-        if self.server_pathsend:
-            async def forward() -> None:
+        if step.action is Action.FILE_RANGES:
+            chunks = read_file_ranges(found.file, step.base, step.ranges, step.framing,
+                                      found.blksize)
+            self.watcher.watch_while_sending(self.bodiless)
+            await send_chunks(self._send_body, chunks, found, self._check)
+            return
+        await self._forward_pathsend(step, message, found)
+
+    async def _forward_pathsend(self, step: Step, message: Message,
+                                found: FoundFile | None) -> None:
+        """The file as the app sent it (FORWARD), as a window the server sends whole
+        (SERVER_WINDOW), or the fixed answer (FIXED); ``found`` is closed on every path."""
+        chunks = None
+        try:
+            if step.action is Action.FIXED:
+                await send_pieces(self._send_body, [step.fixed] if step.fixed else [], True)
+            elif self.server_pathsend:
                 await self.send_server(message)  # the server's own path-send (zero copy)
-        await answer_file(self._send_body, found, plan, eof, self.head, forward,
-                          self._check, self._watch_while_sending)
+            elif self.head:
+                # A HEAD passed through: the server would drop the content (9.3.2).
+                await send_pieces(self._send_body, [], True)
+            else:
+                # A path-send the server does not offer: the file read here, for the
+                # Content-Length of a full 200, else to its end.
+                if found is None:
+                    found = await open_file(str(message["path"]), self.options.block_size)
+                chunks = file_chunks(found, self._full_length(step))
+        finally:
+            if chunks is None and found is not None:
+                close_file(found)
+        if chunks is not None:
+            assert found is not None
+            self.watcher.watch_while_sending(self.bodiless)
+            await send_chunks(self._send_body, chunks, found, self._check)
+
+    def _full_length(self, step: Step) -> int | None:
+        """The Content-Length of a full 200 the step forwards; None for a pass-through."""
+        if step.plan.kind is Kind.PASS:
+            return None
+        assert self.start is not None
+        facts = read_headers(self.status, _decode(self.start))
+        return None if facts is None else facts.length
+
+    async def _on_source(self, source: RangedSource) -> None:
+        """A ranged source (``asgi_sources.SOURCE_MESSAGE``): the parts the plan asks for,
+        read in worker threads; the last message of the response."""
+        from .asgi_sources import send_source
+
+        try:
+            step = self.step
+            if step is None:
+                step = self._respond(source=source)
+                await self._commit(step)
+            self.watcher.watch_while_sending(self.bodiless)
+            with contextlib.suppress(ResponseClosed):
+                await send_source(self._send_body, source, step.plan, self.head, self._check)
+        finally:
+            self._to(State.DROPPING)
 
     async def _send_body(self, message: Message) -> None:
         """The server's send; its disconnect error is remembered, not reported again."""
@@ -447,79 +644,9 @@ class _Exchange:
             await self.send_server(message)
         except OSError as exc:
             self.server_error = exc
-            self._end(gone=True)
+            self._client_gone()
             raise
 
     def _check(self) -> None:
-        if self.gone:
+        if self.state is State.CLIENT_GONE:
             raise ResponseClosed("the client has gone")
-
-    def _watch_while_sending(self) -> None:
-        """Listen for the disconnect while a file goes out, if the request is read."""
-        if not self.receiving and (self.body_read or self.bodiless):
-            self._watch()
-
-    # -- receive: what the app is told --
-
-    def _end(self, gone: bool) -> None:
-        if gone and not self.ended:
-            self.stopped = True  # what the app sends now goes nowhere: dropped
-        self.ended = True
-        self.gone = self.gone or gone
-        if self.ended_event is not None:
-            self.ended_event.set()
-
-    async def receive(self) -> Message:
-        """The app's receive: ``http.disconnect`` once the response is complete."""
-        # "Disconnect - receive event": after the request body, it waits for the client
-        # (or the middleware) to end the response.
-        while True:
-            if self.stash:
-                return self.stash.pop(0)
-            if self.ended:
-                return {"type": "http.disconnect"}
-            if self.watcher is None and not self.body_read:
-                self.receiving = True
-                try:
-                    message = await self.receive_server()
-                finally:
-                    self.receiving = False
-                    if self.received is not None and not self.received.done():
-                        self.received.set_result(None)
-                self._note(message)
-                return message
-            self._watch()
-            event = self.ended_event
-            assert event is not None
-            await event.wait()
-
-    def _note(self, message: Message) -> bool:
-        """Record what a server message tells; False when it is the disconnect."""
-        if message.get("type") == "http.disconnect":
-            self._end(gone=True)
-            return False
-        if not message.get("more_body", False):
-            self.body_read = True
-        return True
-
-    def _watch(self) -> None:
-        """Listen for the client's disconnect in a task of our own (cancelled at the end)."""
-        if self.ended_event is None:
-            self.ended_event = asyncio.Event()
-        if self.watcher is None:
-            self.watcher = asyncio.ensure_future(self._watcher())
-
-    async def _watcher(self) -> None:
-        while not self.ended:
-            try:
-                message = await self.receive_server()
-            except Exception:  # a server whose receive fails has lost its client
-                message = {"type": "http.disconnect"}
-            had_body = self.body_read
-            if self._note(message) and not had_body:
-                # the request itself, for the app to read
-                self.stash = [*(self.stash or ()), message]
-                assert self.ended_event is not None
-                self.ended_event.set()
-                self.ended_event = asyncio.Event()
-

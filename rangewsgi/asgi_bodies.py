@@ -12,18 +12,17 @@ import io
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
-from .bodies import read_file_ranges, stream_slicer
+from .bodies import RangeSlicer, read_file_ranges
 from .files import FoundFile, SeekableFile
-from .plan import WRITTEN_HERE, Kind, Plan, fixed_body
+from .multipart import Framing
 from .ranges import ByteRange
 
-__all__ = ["Message", "Send", "SlicedBody", "answer_file", "body_message",
+__all__ = ["Message", "Send", "SlicedBody", "body_message",
            "close_file", "file_chunks", "open_file", "send_chunks", "send_pieces"]
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 
-# Answers whose body the middleware writes itself (RFC 9110 15.5.17, 15.5.13, 15.4.5).
 # Bytes read per trip to a worker thread: a few blocks, so that a large range costs few trips
 # while memory stays bounded whatever the size of the range.
 _BLOCKS_PER_TRIP = 4
@@ -49,8 +48,8 @@ class SlicedBody:
 
     __slots__ = ("slicer",)
 
-    def __init__(self, plan: Plan) -> None:
-        self.slicer = stream_slicer(plan)
+    def __init__(self, ranges: Sequence[ByteRange], framing: Framing | None) -> None:
+        self.slicer = RangeSlicer(ranges, framing)
 
     def feed(self, chunk: bytes, more_body: bool) -> tuple[list[bytes], bool]:
         """The bytes this chunk yields, and whether the last needed byte is out."""
@@ -96,36 +95,14 @@ def _to_end(file: SeekableFile, block_size: int) -> Iterator[bytes]:
         yield data
 
 
-def file_chunks(found: FoundFile, plan: Plan) -> Iterator[bytes]:
-    """The response body for ``plan`` read from ``found``: blocking, run it off the loop."""
-    if plan.kind is Kind.PASS:
+def file_chunks(found: FoundFile, length: int | None) -> Iterator[bytes]:
+    """A path-send the server does not offer, read from ``found`` as the server would send
+    it: ``length`` bytes (the response's Content-Length), else to the end of the file.
+    Blocking: run it off the loop."""
+    if length is None:
         return _to_end(found.file, found.blksize)
-    if plan.kind is Kind.FULL:
-        window = (ByteRange(0, plan.length, 0),)
-        return read_file_ranges(found.file, found.base, window, None, found.blksize)
-    return read_file_ranges(found.file, found.base, plan.ranges, plan.framing, found.blksize)
-
-
-async def answer_file(send: Send, found: FoundFile, plan: Plan, eof: int | None, head: bool,
-                      forward: Callable[[], Awaitable[None]] | None,
-                      check: Callable[[], None], watch: Callable[[], None]) -> None:
-    """The body of a path-send answer for ``plan``; the file is closed on every path."""
-    # None for HEAD (RFC 9110 9.3.2), the fixed body of a 416, 412 or 304, the server's own
-    # path-send (``forward``) for the whole file, else the bytes read from ``found``.
-    chunks = None
-    try:
-        if head or plan.kind in WRITTEN_HERE:
-            await send_pieces(send, [] if head else fixed_body(plan.kind), True)
-        elif forward is not None and (plan.kind is Kind.PASS or plan.length == eof):
-            await forward()
-        else:
-            chunks = file_chunks(found, plan)
-    finally:
-        if chunks is None:
-            close_file(found)
-    if chunks is not None:
-        watch()
-        await send_chunks(send, chunks, found, check)
+    window = (ByteRange(0, length, 0),)
+    return read_file_ranges(found.file, found.base, window, None, found.blksize)
 
 
 def _pull(chunks: Iterator[bytes], budget: int) -> tuple[list[bytes], bool]:

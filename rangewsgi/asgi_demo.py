@@ -10,68 +10,38 @@ went to the server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-import io
 import os
 import signal
 import socket
-import sys
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import FrameType, ModuleType
 from typing import Any, NamedTuple, TextIO
 from urllib.parse import quote, unquote_to_bytes
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .asgi_bodies import Message, body_message, send_chunks
-from .demo import (
-    _BLOCK,
-    _VALIDATORS,
-    _describe,
-    _error_response,
-    _Exchange,
-    _file_headers,
-    _Listing,
-    _locate,
-    _Redirect,
+from .demo_common import (
+    BLOCK,
+    HANGUP,
+    VALIDATORS,
+    Exchange,
     bind_socket,
+    describe,
+    directory_answer,
+    is_asgi_app,
     listen,
+    require_uvicorn,
+    signals_noted,
 )
 from .files import FoundFile, SeekableFile, TruncatedBody
 
 __all__ = ["is_asgi_app", "logged", "make_asgi_directory_app", "require_uvicorn", "serve_asgi"]
 
 PATHSEND = "http.response.pathsend"
-MISSING_UVICORN = ("rangewsgi demo: serving an ASGI app needs uvicorn: "
-                   "pip install 'rangewsgi[asgi]' (or pip install uvicorn)")
 # Seconds uvicorn waits for responses still running when it is told to stop. A media
 # response can run for as long as the file plays, so the demo ends those itself (``_Stopper``)
 # and this bounds only what is left.
 _GRACE = 1
-
-
-def require_uvicorn() -> ModuleType:
-    """The ``uvicorn`` module; without it, a one-line message and exit status 2."""
-    try:
-        import uvicorn  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        print(MISSING_UVICORN, file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    module: ModuleType = uvicorn
-    return module
-
-
-def is_asgi_app(obj: object) -> bool:
-    """Whether ``obj`` looks like an ASGI 3 app: a coroutine function, or one as ``__call__``."""
-    # A class (its calls make awaitable instances) cannot be told from a WSGI app: --asgi.
-    if isinstance(obj, type):
-        return False
-    if inspect.iscoroutinefunction(obj):
-        return True
-    call = getattr(obj, "__call__", None)  # noqa: B004 - the method itself is inspected
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 # --- the directory app ----------------------------------------------------------------------
@@ -93,16 +63,6 @@ def _url_path(scope: Scope) -> tuple[str, str]:
     return path, prefix
 
 
-async def _answer(send: Send, status: int, fields: list[tuple[str, str]], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _headers(fields)})
-    await send(body_message(body, False))
-
-
-async def _answer_error(send: Send, status: str, method: str) -> None:
-    fields, body = _error_response(status)
-    await _answer(send, int(status[:3]), fields, body if method == "GET" else b"")
-
-
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
@@ -121,7 +81,7 @@ def _blocks(file: SeekableFile, size: int) -> Iterator[bytes]:
     """``size`` bytes of ``file`` in blocks; a file that shrank meanwhile cuts the response."""
     left = size
     while left:
-        block = file.read(min(_BLOCK, left))
+        block = file.read(min(BLOCK, left))
         if not block:
             raise TruncatedBody(f"the file ended {left} bytes before its length")
         left -= len(block)
@@ -151,16 +111,6 @@ async def _stream(found: FoundFile, size: int, receive: Receive, send: Send) -> 
         listener.cancel()
 
 
-def _open(path: Path) -> tuple[io.FileIO, os.stat_result]:
-    """The file at ``path`` opened for reading, and its status."""
-    file = open(path, "rb", buffering=0)  # noqa: SIM115 - returned open, or closed here
-    try:
-        return file, os.fstat(file.fileno())
-    except BaseException:
-        file.close()
-        raise
-
-
 def make_asgi_directory_app(root: str | os.PathLike[str]) -> ASGIApp:
     """An ASGI app serving files under ``root`` as plain ``200``s (it knows nothing of Range)."""
     # A file goes out as http.response.pathsend when the scope offers that extension (the
@@ -175,43 +125,22 @@ def make_asgi_directory_app(root: str | os.PathLike[str]) -> ASGIApp:
             await receive()
             await send({"type": "websocket.close", "code": 1000})
             return
-        method = scope["method"]
-        if method not in ("GET", "HEAD"):
-            await _answer(send, 405, [("Allow", "GET, HEAD"), ("Content-Length", "0")], b"")
-            return
         url_path, prefix = _url_path(scope)
-        found = await asyncio.to_thread(_locate, top, url_path, prefix)
-        if isinstance(found, _Redirect):
-            await _answer(send, 301, [("Location", found.location), ("Content-Length", "0")],
-                          b"")
-            return
-        if isinstance(found, _Listing):
-            await _answer(send, 200, [("Content-Type", "text/html; charset=utf-8"),
-                                      ("Content-Length", str(len(found.page)))],
-                          found.page if method == "GET" else b"")
-            return
-        if isinstance(found, str):
-            await _answer_error(send, found, method)
-            return
+        answer = await asyncio.to_thread(directory_answer, top, scope["method"], url_path,
+                                         prefix)
+        file = answer.file
         try:
-            file, info = await asyncio.to_thread(_open, found)
-        except OSError:
-            await _answer_error(send, "404 Not Found", method)
-            return
-        streaming = False
-        try:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": _headers(_file_headers(found, info))})
-            if method == "HEAD":
-                await send(body_message(b"", False))
+            await send({"type": "http.response.start", "status": answer.code,
+                        "headers": _headers(answer.fields)})
+            if file is None:
+                await send(body_message(answer.body, False))
             elif PATHSEND in (scope.get("extensions") or {}):
-                await send({"type": PATHSEND, "path": str(found)})
+                await send({"type": PATHSEND, "path": file.name})
             else:
-                streaming = True
-                await _stream(FoundFile(file, 0, file.close, _BLOCK), info.st_size, receive,
-                              send)
+                found, file = FoundFile(file, 0, file.close, BLOCK), None  # closed by _stream
+                await _stream(found, int(dict(answer.fields)["Content-Length"]), receive, send)
         finally:
-            if not streaming:
+            if file is not None:
                 file.close()
 
     return app
@@ -248,7 +177,7 @@ def _request_fields(scope: Scope) -> _Request:
         elif name == b"transfer-encoding" or (name == b"content-length"
                                                and bytes(value).strip() != b"0"):
             bodiless = False
-    validators = [name for name in _VALIDATORS if name.lower() in present]
+    validators = [name for name in VALIDATORS if name.lower() in present]
     return _Request(", ".join(ranges) or "-", validators, bodiless)
 
 
@@ -264,7 +193,7 @@ class _Watched:
         self.stopper = stopper
         request = _request_fields(scope)
         self.body_read = request.bodiless
-        self.exchange = _Exchange(str(scope.get("method", "-")), _target(scope), request.range,
+        self.exchange = Exchange(str(scope.get("method", "-")), _target(scope), request.range,
                                   emit, request.validators)
         self.started = False  # a response start went to the server
         self.final = False  # the message that completes the response went to the server
@@ -279,7 +208,7 @@ class _Watched:
         try:
             await self.app(self.scope, self.receive, self.send)
         except Exception as error:
-            self.exchange.error = _describe(error)
+            self.exchange.error = describe(error)
             await self._answer_500()
             raise
         else:
@@ -347,7 +276,7 @@ class _Watched:
             await self.send_server(message)
         except OSError as error:
             if self.exchange.gone is None:
-                self.exchange.gone = _describe(error)
+                self.exchange.gone = describe(error)
             raise
 
     # -- what the app is told
@@ -436,7 +365,10 @@ def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
         shown = f"[{host}]" if ":" in host else host
         print(f"rangewsgi demo serving on http://{shown}:{sock.getsockname()[1]}/ "
               f"(ASGI, uvicorn {uvicorn.__version__})", flush=True)
-        with _graceful_hangup(server) as received:
+        def stop() -> None:
+            server.should_exit = True  # uvicorn's graceful stop, as on SIGINT and SIGTERM
+
+        with signals_noted(HANGUP, stop) as received:  # the others are uvicorn's own
             server.run(sockets=[sock])
         for signum in received:  # after the shutdown: the handler that was there before
             signal.raise_signal(signum)
@@ -480,24 +412,3 @@ class _Stopper:
             if (cycle is not None and not getattr(cycle, "response_complete", True)
                     and transport is not None):
                 transport.abort()
-
-
-@contextlib.contextmanager
-def _graceful_hangup(server: Any) -> Iterator[list[int]]:
-    """While inside, SIGHUP stops uvicorn gracefully, as SIGTERM and SIGINT do."""
-    # The signals received are listed, to be raised again once uvicorn has stopped.
-    received: list[int] = []
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is None or threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        server.should_exit = True
-
-    previous = signal.signal(hangup, stop)
-    try:
-        yield received
-    finally:
-        signal.signal(hangup, previous)

@@ -13,11 +13,10 @@ from .multipart import Framing
 from .ranges import ByteRange
 
 if TYPE_CHECKING:
-    from .plan import Plan
     from .sources import RangedSource
 
 __all__ = ["ClosingBody", "RangeSlicer", "exactly", "read_file_ranges", "read_source_ranges",
-           "slice_chunks", "stream_slicer"]
+           "slice_chunks"]
 
 
 class ClosingBody:
@@ -155,15 +154,6 @@ class RangeSlicer:
         """Raise unless every needed byte arrived (a short body must abort the response)."""
         if not self.done and not self.bypass:
             raise TruncatedBody(f"body ended at byte {self._pos}, before byte {self._end}")
-
-
-def stream_slicer(decided: Plan) -> RangeSlicer:
-    """A slicer over the plan's ranges in ascending order: a stream cannot go back, so
-    multipart parts come sorted (the same parts and boundary as the plan's framing)."""
-    if decided.framing is None:
-        return RangeSlicer(decided.ranges, None)
-    framing = decided.framing.ascending()
-    return RangeSlicer(framing.ranges, framing)
 
 
 def slice_chunks(chunks: Iterable[bytes], slicer: RangeSlicer) -> Iterator[bytes]:

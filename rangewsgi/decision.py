@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .conditions import file_validators, is_strong
 from .files import FoundFile, measure
-from .options import check_options
+from .options import Options
 from .plan import (
     LENGTH_UNKNOWN,
     Headers,
     Kind,
-    Limits,
     Plan,
     Request,
     ResponseFacts,
@@ -29,7 +27,7 @@ from .plan import (
 )
 from .sources import RangedSource
 
-__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "Options", "clip",
+__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "clip",
            "decide_response", "needs_body", "ranged_media_type"]
 
 logger = logging.getLogger("rangewsgi")
@@ -39,32 +37,6 @@ UNSTABLE_CODING = ("content coded without a strong ETag and not read from a file
                    "may differ on every request")
 
 _LOG_PREFIX = 64  # characters of a request field that a log line carries at most
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The middleware's options, checked once when it is made."""
-
-    max_ranges: int = 100
-    max_multipart_excess: int = 4096
-    predicate: Callable[[Any, Headers, int], bool] | None = None
-    use_file_wrapper: bool = True
-    file_wrapper_min_size: int = 32 * 1024
-    block_size: int = 64 * 1024
-    conditional: bool = True
-    file_validators: bool = True
-
-    limits: Limits = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        check_options(predicate=self.predicate, max_ranges=self.max_ranges,
-                      max_multipart_excess=self.max_multipart_excess,
-                      use_file_wrapper=self.use_file_wrapper,
-                      file_wrapper_min_size=self.file_wrapper_min_size,
-                      block_size=self.block_size, conditional=self.conditional,
-                      file_validators=self.file_validators)
-        # Made once here, not per request (a frozen dataclass sets it this way).
-        object.__setattr__(self, "limits", Limits(self.max_ranges, self.max_multipart_excess))
 
 
 @dataclass(slots=True)

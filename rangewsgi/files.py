@@ -9,20 +9,17 @@ import io
 import os
 import stat
 import tempfile
-import wsgiref.util
 import zipfile
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
-
-import werkzeug.wsgi
 
 try:
     import lzma
 except ImportError:  # Python built without liblzma
     lzma = None  # type: ignore[assignment]
 
-__all__ = ["BoundedFile", "FileWrapper", "FoundFile", "Measured", "TruncatedBody", "find_file",
-           "measure", "on_disk"]
+__all__ = ["BoundedFile", "FileWrapper", "FoundFile", "Measured", "TruncatedBody",
+           "is_seekable_file", "measure", "on_disk"]
 
 
 class TruncatedBody(OSError):
@@ -72,7 +69,7 @@ class FileWrapper:
         return data
 
     def seekable(self) -> bool:
-        return _is_seekable_file(self.filelike)
+        return is_seekable_file(self.filelike)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self.filelike.seek(offset, whence)
@@ -104,13 +101,7 @@ class FoundFile:
         self.blksize = blksize
 
 
-# Wrapper classes whose file is known to sit in ``.filelike`` (wsgiref, gunicorn) or ``.file``
-# (werkzeug, waitress). The server's own class is checked too, by the caller.
-_KNOWN_WRAPPERS: tuple[type, ...] = (FileWrapper, wsgiref.util.FileWrapper,
-                                     werkzeug.wsgi.FileWrapper)
-
-
-def _is_seekable_file(obj: Any) -> bool:
+def is_seekable_file(obj: Any) -> bool:
     """True for a binary file-like object that can seek; probing a foreign object never
     raises (a ``seekable()`` that fails means no)."""
     if isinstance(obj, io.TextIOBase):
@@ -122,28 +113,6 @@ def _is_seekable_file(obj: Any) -> bool:
         return bool(seekable()) if callable(seekable) else True
     except Exception:  # an app's object may raise anything here: it means no
         return False
-
-
-def find_file(body: object, server_wrapper: object, default_blksize: int) -> FoundFile | None:
-    """The seekable file behind ``body``, if there is one, with its current position."""
-    wrappers = _KNOWN_WRAPPERS
-    if isinstance(server_wrapper, type):
-        wrappers += (server_wrapper,)
-    if isinstance(body, wrappers):
-        candidate = getattr(body, "filelike", None) or getattr(body, "file", None)
-        blksize = getattr(body, "blksize", None) or getattr(body, "block_size", None)
-    else:
-        candidate, blksize = body, None
-    if candidate is None or not _is_seekable_file(candidate):
-        return None
-    try:
-        base = candidate.tell()
-    except Exception:  # an app's object may raise anything here: it means no
-        return None
-    if not isinstance(base, int) or base < 0:
-        return None
-    size = blksize if isinstance(blksize, int) and blksize > 0 else default_blksize
-    return FoundFile(candidate, base, getattr(body, "close", None), size)
 
 
 # Objects whose read() is a decoding of their descriptor's bytes, or whose seek to the end

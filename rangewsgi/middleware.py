@@ -1,11 +1,19 @@
-"""The WSGI adapter: intercept ``start_response``, decide with ``plan``, pick a body source."""
+"""The WSGI adapter: intercept ``start_response`` and carry out the engine's step in WSGI.
+
+What to answer and which body to send are the engine's (``engine.read_request``,
+``engine.plain_answer``, ``engine.respond``); this module only finds the file behind a body
+(``wsgi_files``), offers its own ``wsgi.file_wrapper`` and turns each ``engine.Action`` into
+a WSGI response iterable (``_Exchange._CARRY_OUT``).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .bodies import (
     ClosingBody,
@@ -14,24 +22,30 @@ from .bodies import (
     read_file_ranges,
     read_source_ranges,
     slice_chunks,
-    stream_slicer,
 )
-from .decision import LengthWarnings, Options, clip, decide_response, needs_body
-from .files import BoundedFile, FileWrapper, FoundFile, find_file, on_disk
-from .plan import (
-    LENGTH_UNKNOWN,
-    WRITTEN_HERE,
-    Headers,
-    Kind,
-    Limits,
-    Plan,
-    Request,
-    fixed_body,
-    read_headers,
+from .decision import LengthWarnings, clip, needs_body
+from .engine import (
+    NO_ZERO_COPY,
+    REQUEST_FIELDS,
+    Action,
+    Plain,
+    RequestView,
+    Response,
+    Route,
+    Server,
+    Step,
+    plain_answer,
+    plain_step,
+    read_request,
+    respond,
+    step_for,
 )
-from .ranges import ByteRange
-from .servers import ServerRow, identify
+from .files import BoundedFile, FileWrapper, FoundFile, on_disk
+from .options import Options, make_options
+from .plan import LENGTH_UNKNOWN, Headers, Kind, Limits, Plan, read_headers
+from .servers import identify
 from .sources import RangedSource, is_ranged_source
+from .wsgi_files import find_file
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -46,10 +60,40 @@ Predicate = Callable[["WSGIEnvironment", Headers, int], bool]
 """``predicate(environ, headers, length) -> bool``: False leaves a 200 untouched."""
 
 _MISSING = object()
+_ACCEPT_RANGES = ("Accept-Ranges", "bytes")  # RFC 9110 14.3
+# Bodies that are bytes as they come, never a file nor a ranged source.
+_PLAIN_BODIES = (list, tuple)
 # How a WSGI app gives the middleware a length (see ``LengthWarnings``).
 _LENGTH_FIX = ("give the response a Content-Length, or return the file object itself (or "
                "environ['wsgi.file_wrapper'](file)) as the WSGI body (Flask and Werkzeug: "
                "send_file(path, conditional=False), not Response(open(path, 'rb')))")
+# The environ key of each request field the engine reads (PEP 3333: CGI-style HTTP_ names).
+_ENVIRON_KEYS = {name: "HTTP_" + name.upper().replace("-", "_") for name in REQUEST_FIELDS}
+_ANY_FIELD = frozenset(_ENVIRON_KEYS.values())
+# The engine's view of a GET and of a HEAD that carry none of those fields: the common case,
+# read once here rather than per request.
+_PLAIN_VIEWS = {method: read_request(method, {}) for method in ("GET", "HEAD")}
+
+
+# Every option's default, as ``Options`` writes it: the signature below shows them.
+_DEFAULT = Options()
+
+
+def _request_view(environ: WSGIEnvironment, method: str) -> RequestView:
+    """The engine's view of the request in ``environ``."""
+    fields = {name: environ[key] for name, key in _ENVIRON_KEYS.items() if key in environ}
+    return read_request(method, fields)
+
+
+def _is_async(app: object) -> bool:
+    """Whether ``app``, or its ``__call__``, is a coroutine function (through
+    ``functools.partial`` too): an ASGI app, which a WSGI server cannot call."""
+    while isinstance(app, functools.partial):
+        app = app.func
+    if inspect.iscoroutinefunction(app):
+        return True
+    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is wanted
+    return not inspect.isfunction(app) and inspect.iscoroutinefunction(call)
 
 
 class RangeMiddleware:
@@ -65,7 +109,10 @@ class RangeMiddleware:
     with a ``Content-Encoding`` other than ``identity`` is ranged only when its bytes are the
     same on every request (a strong ``ETag``, or a plain file read from disk); content
     compressed as it is answered passes through. A ``HEAD`` the middleware does not answer
-    itself passes through as the app gave it, body included: the server drops the body.
+    itself passes through as the app gave it, body included: the server drops the body. A
+    ``HEAD``'s ``Range`` and ``If-Range`` are hidden from the app (RFC 9110 14.2: only GET
+    is ranged). Given an ASGI app, it raises ``TypeError`` when made; a misspelt option
+    names its close match.
 
     Options:
         max_ranges: more range-specs than this and the Range header is ignored (200).
@@ -86,18 +133,28 @@ class RangeMiddleware:
             strong ``ETag`` (size and modification time) and a ``Last-Modified``.
     """
 
-    def __init__(self, app: WSGIApplication, *, max_ranges: int = 100,
-                 max_multipart_excess: int = 4096, predicate: Predicate | None = None,
-                 use_file_wrapper: bool = True, file_wrapper_min_size: int = 32 * 1024,
-                 block_size: int = 64 * 1024, conditional: bool = True,
-                 file_validators: bool = True) -> None:
+    def __init__(self, app: WSGIApplication, *, max_ranges: int = _DEFAULT.max_ranges,
+                 max_multipart_excess: int = _DEFAULT.max_multipart_excess,
+                 predicate: Predicate | None = None,
+                 use_file_wrapper: bool = _DEFAULT.use_file_wrapper,
+                 file_wrapper_min_size: int = _DEFAULT.file_wrapper_min_size,
+                 block_size: int = _DEFAULT.block_size, conditional: bool = _DEFAULT.conditional,
+                 file_validators: bool | Literal["content"] = _DEFAULT.file_validators,
+                 **unknown: object) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI application (a callable), not {app!r}")
+        if _is_async(app):
+            raise TypeError(f"{app!r} is an ASGI application (its __call__ is a coroutine "
+                            "function): wrap it with `from rangewsgi.asgi import "
+                            "RangeMiddleware`")
         self.app = app
-        self.options = Options(max_ranges, max_multipart_excess, predicate, use_file_wrapper,
-                               file_wrapper_min_size, block_size, conditional,
-                               file_validators)
-        self.file_wrapper = FileWrapper.with_block_size(block_size)
+        # An unknown name is refused with its close match ("did you mean max_ranges?").
+        self.options: Options = make_options("wsgi", {
+            "max_ranges": max_ranges, "max_multipart_excess": max_multipart_excess,
+            "predicate": predicate, "use_file_wrapper": use_file_wrapper,
+            "file_wrapper_min_size": file_wrapper_min_size, "block_size": block_size,
+            "conditional": conditional, "file_validators": file_validators, **unknown})
+        self.file_wrapper = FileWrapper.with_block_size(self.options.block_size)
         self.length_warnings = LengthWarnings(_LENGTH_FIX)
 
     @property
@@ -123,12 +180,14 @@ class RangeMiddleware:
             # 14.2: Range is defined for GET only; a middleware cannot evaluate preconditions
             # before an unsafe method has run (13.2.1), so every other method is untouched.
             return self.app(environ, start_response)
-        get = environ.get
-        request = Request(method, get("HTTP_RANGE") if method == "GET" else None,
-                          get("HTTP_IF_RANGE"), get("HTTP_IF_MATCH"),
-                          get("HTTP_IF_NONE_MATCH"), get("HTTP_IF_MODIFIED_SINCE"),
-                          get("HTTP_IF_UNMODIFIED_SINCE"))
-        exchange = _Exchange(self, environ, start_response, request)
+        # The common case, a request without any field the engine reads, in one lookup.
+        view = (_PLAIN_VIEWS[method] if _ANY_FIELD.isdisjoint(environ)
+                else _request_view(environ, method))
+        if view.hide:
+            # 14.2: a HEAD's Range (and If-Range) is ignored: the app does not see it.
+            hidden = {_ENVIRON_KEYS[name] for name in view.hide}
+            environ = {key: value for key, value in environ.items() if key not in hidden}
+        exchange = _Exchange(self, environ, start_response, view)
         # Offer our own wsgi.file_wrapper so the file behind the body is known; the server's
         # class goes back before returning (gunicorn checks isinstance against it).
         server_wrapper = environ.get("wsgi.file_wrapper", _MISSING)
@@ -143,31 +202,31 @@ class RangeMiddleware:
 
 
 class _Exchange:
-    """One request/response through the middleware."""
+    """One request/response through the middleware: the engine's ``Step`` carried out."""
 
-    __slots__ = ("called", "closed", "environ", "eof", "found", "headers", "mw", "on_disk",
-                 "plan", "request", "result", "server_start", "server_wrapper", "slicer",
-                 "source", "status", "write_fn")
+    # State that most responses never change starts as a class attribute: making one
+    # exchange per request then costs only what each request sets.
+    called = False
+    closed = False
+    status = ""
+    headers: Headers = []  # noqa: RUF012 - replaced, never mutated
+    step: Step | None = None
+    found: FoundFile | None = None
+    source: RangedSource | None = None
+    slicer: RangeSlicer | None = None
+    write_fn: WriteFn | None = None
+    result: Any = None
 
     def __init__(self, mw: RangeMiddleware, environ: WSGIEnvironment,
-                 start_response: StartResponse, request: Request) -> None:
+                 start_response: StartResponse, view: RequestView) -> None:
         self.mw = mw
         self.environ = environ
         self.server_start = start_response
-        self.request = request
+        assert view.request is not None
+        self.request = view.request
+        # The lean path (``engine.plain_answer``): a plain request, and no predicate to ask.
+        self.lean = view.route is Route.PLAIN and mw.options.predicate is None
         self.server_wrapper: Any = environ.get("wsgi.file_wrapper")
-        self.called = False
-        self.closed = False
-        self.status = ""
-        self.headers: Headers = []
-        self.plan: Plan | None = None
-        self.found: FoundFile | None = None
-        self.eof: int | None = None  # the found file's measured end, an absolute position
-        self.on_disk = False  # the found file is a plain file on disk (Decision.on_disk)
-        self.source: RangedSource | None = None
-        self.slicer: RangeSlicer | None = None
-        self.write_fn: WriteFn | None = None
-        self.result: Any = None
 
     # -- the start_response and write() the inner app sees (PEP 3333) --
 
@@ -178,11 +237,12 @@ class _Exchange:
             # PEP 3333: "it is a fatal error to call start_response without the exc_info
             # argument if start_response has already been called".
             raise RuntimeError("start_response called a second time without exc_info")
-        if failed and self.plan is not None:
+        if failed and self.step is not None:
             # Headers were committed: the server raises if they were sent, else replaces them.
             # The replacement (an error page) is not ranged.
             try:
-                self.plan = Plan(Kind.PASS, status, headers, reason="replaced by exc_info")
+                replaced = Plan(Kind.PASS, status, headers, reason="replaced by exc_info")
+                self.step = step_for(replaced, self.request.method == "HEAD")
                 if self.slicer is not None:
                     self.slicer.bypass = True
                 self.write_fn = self.server_start(status, headers, exc_info)
@@ -193,51 +253,92 @@ class _Exchange:
         self.status = status
         self.headers = headers
         if failed:
-            self._commit(Plan(Kind.PASS, status, headers, reason="error response"))
-        else:
-            facts = read_headers(status, headers)
-            if not needs_body(self.request, status, headers, self.mw.options, facts):
-                # The answer is known from the headers alone: commit at once, body untouched.
-                decision = decide_response(self.request, status, headers, None,
-                                           self.mw.options, self.environ, facts=facts)
-                self._commit(decision.plan)
+            error = Plan(Kind.PASS, status, headers, reason="error response")
+            self._commit(step_for(error, self.request.method == "HEAD"))
+            return self.write
+        options = self.mw.options
+        if self.lean:
+            answer = plain_answer(status, headers, options.file_validators)
+            if answer is Plain.BODY:
+                return self.write  # decided with the body (``run`` or the first write)
+            if answer is not Plain.FULL_PATH:
+                # The lean path: no Range, no precondition, decided by the fields alone.
+                self._commit_plain(answer)
+                return self.write
+        facts = read_headers(status, headers)
+        if not needs_body(self.request, status, headers, options, facts):
+            # The answer is known from the headers alone: commit at once, body untouched.
+            self._commit(respond(self.request, Response(status, headers, facts),
+                                 self.mw.options, self.environ)[0])
         return self.write
 
+    def _commit_plain(self, answer: Plain) -> None:
+        """Send the app's fields, with ``Accept-Ranges: bytes`` for a rangeable 200."""
+        self.step = step = plain_step(self.request.method == "HEAD", answer)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log(step.plan)
+        headers = self.headers
+        if answer is Plain.ACCEPT_RANGES:
+            headers = [*headers, _ACCEPT_RANGES]
+        self.write_fn = self.server_start(self.status, headers)
+
     def write(self, data: bytes) -> None:
-        if self.plan is None:
-            self._commit(self._decide(None))
-        assert self.plan is not None and self.write_fn is not None
-        kind = self.plan.kind
-        if kind in (Kind.PARTIAL, Kind.MULTIPART):
+        if self.step is None:
+            self._decide_with_body(None)
+        assert self.step is not None and self.write_fn is not None
+        action = self.step.action
+        if action is Action.STREAM_SLICE:
             if self.slicer is None:
-                self.slicer = stream_slicer(self.plan)
+                self.slicer = RangeSlicer(self.step.ranges, self.step.framing)
             for piece in self.slicer.push(data):
                 self.write_fn(piece)
-        elif kind is Kind.PASS or (kind is Kind.FULL and self.request.method != "HEAD"):
+        elif action is Action.FORWARD:
             # A pass-through HEAD is the app's own answer: the server drops the body.
             self.write_fn(data)
 
     # -- deciding --
 
-    def _decide(self, body: object) -> Plan:
-        """The plan for the stored status and headers, with ``body`` when it is known."""
+    def _decide_with_body(self, body: object) -> None:
+        """Commit the step for the stored fields and ``body`` (None: bytes as they come)."""
+        if self.lean and (body is None or type(body) in _PLAIN_BODIES):
+            # Not a file: validators are no file's to give; the fields alone decide.
+            answer = plain_answer(self.status, self.headers, False)
+            if answer is Plain.ACCEPT_RANGES or answer is Plain.UNTOUCHED:
+                self._commit_plain(answer)
+                return
+        self._commit(self._respond(body))
+
+    def _respond(self, body: object) -> Step:
+        """The engine's step for the stored status and headers, with ``body`` if known."""
         found, source = None, None
         if is_ranged_source(body):
             source = body
         elif body is not None:
             found = find_file(body, self.server_wrapper, self.mw.options.block_size)
-        decision = decide_response(self.request, self.status, self.headers, found,
-                                   self.mw.options, self.environ, source)
-        self.found, self.eof, self.source = decision.found, decision.eof, decision.source
-        self.on_disk = decision.on_disk
-        return decision.plan
+        server = self._server() if found is not None else NO_ZERO_COPY
+        response = Response(self.status, self.headers, read_headers(self.status, self.headers))
+        step, self.found, self.source = respond(self.request, response, self.mw.options,
+                                                self.environ, found, source, server)
+        return step
 
-    def _commit(self, decided: Plan) -> None:
-        self.plan = decided
+    def _server(self) -> Server:
+        """What the server's ``wsgi.file_wrapper`` is proven to send (``servers.py``)."""
+        options = self.mw.options
+        if self.server_wrapper is None or not options.use_file_wrapper:
+            return NO_ZERO_COPY
+        return Server(identify(self.environ, self.server_wrapper),
+                      options.file_wrapper_min_size)
+
+    def _log(self, decided: Plan) -> None:
+        logger.debug("%s %s Range=%r: %s (%s)", self.request.method,
+                     clip(self.environ.get("PATH_INFO")), clip(self.request.range),
+                     decided.kind.value, decided.reason)
+
+    def _commit(self, step: Step) -> None:
+        self.step = step
+        decided = step.plan
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s Range=%r: %s (%s)", self.request.method,
-                         clip(self.environ.get("PATH_INFO")), clip(self.request.range),
-                         decided.kind.value, decided.reason)
+            self._log(decided)
         if decided.reason == LENGTH_UNKNOWN:
             route = (self.environ.get("SCRIPT_NAME", ""), self.environ.get("PATH_INFO", ""))
             self.mw.length_warnings.check(decided, route)
@@ -252,9 +353,10 @@ class _Exchange:
             if not self.called:
                 # A generator app calls start_response only when first iterated.
                 chunks = self._prime(result)
-            if self.plan is None:
-                self._commit(self._decide(result if chunks is None else None))
-            return self._body(result, chunks)
+            if self.step is None:
+                self._decide_with_body(result if chunks is None else None)
+            assert self.step is not None
+            return self._CARRY_OUT[self.step.action](self, self.step, result, chunks)
         except BaseException:
             self.close_result()
             raise
@@ -277,80 +379,68 @@ class _Exchange:
         # would then run twice.
         return iter(()) if first is None else chain((first,), iterator)
 
-    def _body(self, result: Iterable[bytes], chunks: Iterator[bytes] | None) -> Iterable[bytes]:
-        assert self.plan is not None
-        kind = self.plan.kind
-        head = self.request.method == "HEAD"
-        if kind in WRITTEN_HERE or (head and kind is not Kind.PASS):
-            # The middleware's own answer: a 416, 412 or 304 is written here, and a HEAD it
-            # answers (a 304, 412, or the fields of a full 200) has no content (RFC 9110
-            # 9.3.2; some servers send a HEAD body anyway). The app's body is closed unread,
-            # now; an error its close() raises reaches the server's close(), where it would
-            # without the middleware, and the answer still goes out. A HEAD passed through
-            # is not one: the app's body goes to the server, which frames the answer as for
-            # the GET and drops the body (9.3.2: the same fields as for GET; 8.6: a
-            # Content-Length, if sent, that of the GET).
-            written = () if head else fixed_body(kind)
-            return ClosingBody.closed_early(iter(written), self.close_result)
-        source = self.source
-        if source is not None and kind is not Kind.PASS:
-            # One read_range per part, in the order sent; the full 200 reads it once.
-            if kind is Kind.FULL:
-                chunks = exactly(source, self.plan.length)
-            else:
-                chunks = read_source_ranges(source, self.plan.ranges, self.plan.framing)
+    # -- one method per engine action --
+
+    def _fixed(self, step: Step, result: Iterable[bytes],
+               chunks: Iterator[bytes] | None) -> Iterable[bytes]:
+        # The middleware's own answer. The app's body is closed unread, now; an error its
+        # close() raises reaches the server's close(), where it would without the
+        # middleware, and the answer still goes out.
+        written = (step.fixed,) if step.fixed else ()
+        return ClosingBody.closed_early(iter(written), self.close_result)
+
+    def _forward(self, step: Step, result: Iterable[bytes],
+                 chunks: Iterator[bytes] | None) -> Iterable[bytes]:
+        # The app's body as it comes. A HEAD passed through is the app's answer: the server
+        # frames it as for the GET and drops the body (RFC 9110 9.3.2, 8.6).
+        if chunks is not None:
             return ClosingBody(chunks, self.close_result)
+        if (isinstance(result, FileWrapper) and self.server_wrapper is not None
+                and on_disk(result.filelike)):
+            # The app's own answer, a plain file: to the server's wrapper (zero-copy), as
+            # without the middleware. Any other file is read by our wrapper: a server's
+            # sends from the descriptor, which for a compressed stream holds other bytes
+            # and for a procfs file has a size of 0.
+            return self.server_wrapper(result.filelike, result.blksize)  # type: ignore[no-any-return]
+        return result
+
+    def _server_window(self, step: Step, result: Iterable[bytes],
+                       chunks: Iterator[bytes] | None) -> Iterable[bytes]:
         found = self.found
-        if kind is Kind.PASS or kind is Kind.FULL:
-            if chunks is not None:
-                return ClosingBody(chunks, self.close_result)
-            if kind is Kind.FULL and found is not None:
-                length = self.plan.length
-                return self._window(found, found.base, found.base + length)
-            if (isinstance(result, FileWrapper) and self.server_wrapper is not None
-                    and on_disk(result.filelike)):
-                # The app's own answer, a plain file: to the server's wrapper (zero-copy), as
-                # without the middleware. Any other file is read by our wrapper: a server's
-                # sends from the descriptor, which for a compressed stream holds other bytes
-                # and for a procfs file has a size of 0.
-                return self.server_wrapper(result.filelike, result.blksize)  # type: ignore[no-any-return]
-            return result
-        if found is not None and self.slicer is None:
-            if kind is Kind.PARTIAL:
-                only = self.plan.ranges[0]
-                return self._window(found, found.base + only.start, found.base + only.stop)
-            return ClosingBody(read_file_ranges(found.file, found.base, self.plan.ranges,
-                                                self.plan.framing, found.blksize),
-                               self.close_result)
-        slicer = self.slicer or stream_slicer(self.plan)
+        assert found is not None
+        bounded = BoundedFile(found.file, step.start, step.stop, self.close_result)
+        return self.server_wrapper(bounded, found.blksize)  # type: ignore[no-any-return]
+
+    def _file_ranges(self, step: Step, result: Iterable[bytes],
+                     chunks: Iterator[bytes] | None) -> Iterable[bytes]:
+        found = self.found
+        assert found is not None
+        return ClosingBody(read_file_ranges(found.file, step.base, step.ranges, step.framing,
+                                            found.blksize), self.close_result)
+
+    def _source_ranges(self, step: Step, result: Iterable[bytes],
+                       chunks: Iterator[bytes] | None) -> Iterable[bytes]:
+        # One read_range per part, in the order sent; the full 200 iterates it once.
+        source = self.source
+        assert source is not None
+        if step.whole:
+            return ClosingBody(exactly(source, step.plan.length), self.close_result)
+        return ClosingBody(read_source_ranges(source, step.ranges, step.framing),
+                           self.close_result)
+
+    def _stream_slice(self, step: Step, result: Iterable[bytes],
+                      chunks: Iterator[bytes] | None) -> Iterable[bytes]:
+        slicer = self.slicer or RangeSlicer(step.ranges, step.framing)
         self.slicer = slicer
         stream = chunks if chunks is not None else iter(result)
         return ClosingBody(slice_chunks(stream, slicer), self.close_result)
 
-    def _window(self, found: FoundFile, start: int, stop: int) -> Iterable[bytes]:
-        """Bytes ``[start, stop)`` of the found file, never one more: through the server's
-        wrapper where that server is proven to send exactly this window of a plain file on
-        disk, else read here."""
-        if self._server_sends_window(start, stop):
-            bounded = BoundedFile(found.file, start, stop, self.close_result)
-            return self.server_wrapper(bounded, found.blksize)  # type: ignore[no-any-return]
-        window = (ByteRange(start - found.base, stop - found.base, 0),)
-        return ClosingBody(read_file_ranges(found.file, found.base, window, None,
-                                            found.blksize), self.close_result)
-
-    def _server_sends_window(self, start: int, stop: int) -> bool:
-        options = self.mw.options
-        if (self.server_wrapper is None or not options.use_file_wrapper
-                or stop - start < options.file_wrapper_min_size):
-            return False
-        if not self.on_disk:
-            # A server's wrapper sends from the descriptor (sendfile): for a compressed stream
-            # or an archive member that descriptor holds other bytes than read() yields
-            # (gzip.open: the compressed file), and a pipe or procfs file has no window to
-            # send. Only a plain regular file is handed over.
-            return False
-        row: ServerRow = identify(self.environ, self.server_wrapper)
-        # A server that sends from byte 0 is right for windows that start there; one that
-        # sends on to the end of the file, for windows that end there.
-        return ((row.honours_offset or start == 0)
-                and (row.stops_at_length or (self.eof is not None and stop == self.eof)))
+    _CARRY_OUT: ClassVar[dict[Action, Callable[[_Exchange, Step, Iterable[bytes],
+                                                Iterator[bytes] | None], Iterable[bytes]]]] = {
+        Action.FIXED: _fixed,
+        Action.FORWARD: _forward,
+        Action.SERVER_WINDOW: _server_window,
+        Action.FILE_RANGES: _file_ranges,
+        Action.SOURCE_RANGES: _source_ranges,
+        Action.STREAM_SLICE: _stream_slice,
+    }

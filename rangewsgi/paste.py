@@ -6,20 +6,19 @@ Ini values arrive as strings; ``filter_app_factory`` turns them into the typed o
     [filter:range]
     use = egg:rangewsgi
     max_ranges = 20
-    max_multipart_excess = 4096
-    use_file_wrapper = true
-    file_wrapper_min_size = 32768
-    block_size = 65536
-    conditional = true
-    file_validators = true
+    file_wrapper_min_size = 1048576
+    file_validators = content
     predicate = myproject.ranging:only_media
 
     [pipeline:main]
     pipeline = range myapp
 
-Integers are plain ASCII decimals, booleans are ``true`` or ``false`` (any case), and
-``predicate`` names a callable as ``module:attribute`` (dots allowed on both sides). Anything
-else, including an option name the middleware does not know, raises ``ConfigError``.
+Integers are plain ASCII decimals, booleans are ``true`` or ``false`` (any case),
+``file_validators`` is also ``content`` (validators derived from the file's content), and
+``predicate`` names a callable as ``module:attribute`` (dots allowed on both sides). The
+option names, kinds, rules and defaults are those of ``rangewsgi.options.Options``: an option
+left out keeps its default there. Anything else, including an option name the middleware does
+not know (named with its close match), raises ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -27,14 +26,16 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .middleware import Predicate, RangeMiddleware
+from .options import OPTION_SPECS, OptionKind, check_names, make_options
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-__all__ = ["ConfigError", "filter_app_factory", "parse_bool", "parse_int", "resolve_callable"]
+__all__ = ["ConfigError", "filter_app_factory", "parse_bool", "parse_int", "parse_settings",
+           "parse_validators", "resolve_callable"]
 
 _DECIMAL = re.compile(r"[0-9]+")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -101,8 +102,42 @@ def _predicate(name: str, value: object) -> Predicate | None:
     return cast("Predicate", resolve_callable(name, value))
 
 
-_OPTIONS = ("block_size", "conditional", "file_validators", "file_wrapper_min_size",
-            "max_multipart_excess", "max_ranges", "predicate", "use_file_wrapper")
+def parse_validators(name: str, value: object) -> bool | str:
+    """``file_validators``: ``true``, ``false`` or ``content`` (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip(_BLANK).lower()
+        if text in ("true", "false"):
+            return text == "true"
+        if text == "content":
+            return text
+    raise ConfigError(f"rangewsgi: {name} must be true, false or content, got {value!r}")
+
+
+# How the ini string of each kind of option (``Options``' field metadata) becomes its value.
+_PARSERS: dict[OptionKind, Callable[[str, object], object]] = {
+    OptionKind.INT: parse_int,
+    OptionKind.BOOL: parse_bool,
+    OptionKind.CALLABLE: _predicate,
+    OptionKind.VALIDATORS: parse_validators,
+}
+
+
+def parse_settings(settings: Mapping[str, object]) -> dict[str, object]:
+    """The typed options of an ini section's string ``settings``, checked as ``Options``
+    checks them; options left out are left out (``Options`` holds the defaults)."""
+    try:
+        check_names("wsgi", settings)
+    except TypeError as exc:  # an unknown name, with its close match
+        raise ConfigError(f"rangewsgi: {exc}") from None
+    given = {name: _PARSERS[OPTION_SPECS[name].kind](name, value)
+             for name, value in settings.items()}
+    try:
+        make_options("wsgi", given)
+    except (TypeError, ValueError) as exc:  # the right form but out of range: max_ranges = 0
+        raise ConfigError(f"rangewsgi: {exc}") from exc
+    return given
 
 
 def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
@@ -113,27 +148,4 @@ def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, object],
     filter's own section configure it.
     """
     del global_conf
-    unknown = sorted(set(local_conf) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"rangewsgi: unknown option(s) {', '.join(unknown)}; "
-            f"known options are {', '.join(_OPTIONS)}")
-    # Options left out keep the defaults of RangeMiddleware's own signature.
-    given = {**(RangeMiddleware.__init__.__kwdefaults__ or {}), **local_conf}
-    max_ranges = parse_int("max_ranges", given["max_ranges"])
-    max_multipart_excess = parse_int("max_multipart_excess", given["max_multipart_excess"])
-    block_size = parse_int("block_size", given["block_size"])
-    file_wrapper_min_size = parse_int("file_wrapper_min_size", given["file_wrapper_min_size"])
-    use_file_wrapper = parse_bool("use_file_wrapper", given["use_file_wrapper"])
-    conditional = parse_bool("conditional", given["conditional"])
-    file_validators = parse_bool("file_validators", given["file_validators"])
-    predicate = _predicate("predicate", given["predicate"] or "")
-    try:
-        return RangeMiddleware(app, max_ranges=max_ranges,
-                               max_multipart_excess=max_multipart_excess, predicate=predicate,
-                               use_file_wrapper=use_file_wrapper,
-                               file_wrapper_min_size=file_wrapper_min_size,
-                               block_size=block_size, conditional=conditional,
-                               file_validators=file_validators)
-    except ValueError as exc:  # the right type but out of range, e.g. max_ranges = 0
-        raise ConfigError(f"rangewsgi: {exc}") from exc
+    return RangeMiddleware(app, **cast("dict[str, Any]", parse_settings(local_conf)))

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TABLE", "ServerRow", "identify", "zero_copy_proven"]
+__all__ = ["PATHSEND", "ServerRow", "identify", "sends_window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,10 @@ BJOERN = ServerRow(
     "bjoern/server.c (3.2.2): the start is lseek(fd, 0, SEEK_CUR) (line 387), then "
     "do_sendfile runs to the end of the file whatever Content-Length says (line 497)")
 UNKNOWN = ServerRow("unknown", False, False, "not proven: the middleware reads ranges itself")
-
-TABLE: tuple[ServerRow, ...] = (GUNICORN, GUNICORN_OLD, MOD_WSGI, UWSGI, BJOERN, UNKNOWN)
+PATHSEND = ServerRow(
+    "ASGI path-send", False, False,
+    "ASGI extensions, \"Path Send\": the message names a path and nothing else, so the "
+    "server sends the whole file; only a window that is the whole file is sent exactly")
 
 _GUNICORN_SOFTWARE = re.compile(r"gunicorn/(\d+)\.")
 
@@ -100,6 +102,10 @@ def identify(environ: Mapping[str, Any], wrapper: object) -> ServerRow:
     return UNKNOWN
 
 
-def zero_copy_proven(environ: Mapping[str, Any], wrapper: object) -> bool:
-    """True when ``wrapper`` is the server's and sends exactly a bounded file's window."""
-    return wrapper is not None and identify(environ, wrapper).zero_copy
+def sends_window(row: ServerRow, start: int, stop: int, eof: int | None) -> bool:
+    """Whether the server of ``row`` sends exactly the window ``[start, stop)`` of a plain
+    file on disk whose measured end is ``eof``."""
+    # A server that sends from byte 0 is right for windows that start there; one that sends
+    # on to the end of the file, for windows that end there.
+    return ((row.honours_offset or start == 0)
+            and (row.stops_at_length or (eof is not None and stop == eof)))

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from server_configs.launch import require
+import pytest
+from server_configs.launch import require, shared_dir
 from support import ROOT, Server, start_server
 
 BIN = Path(sys.executable).parent
@@ -102,3 +107,25 @@ def self_signed(workdir: Path) -> tuple[Path, Path]:
                     "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+@dataclass
+class Served:
+    """One ASGI server under test: its process, its name, and the bytes of its data file."""
+
+    server: Server
+    name: str
+    data: bytes
+
+
+def workdir_fixture(prefix: str) -> Callable[..., Any]:
+    """A module-scoped ``workdir`` fixture: a fresh shared directory named ``prefix...``,
+    removed after the module."""
+
+    @pytest.fixture(scope="module", name="workdir")
+    def workdir() -> Iterator[Path]:
+        path = shared_dir(prefix)
+        yield path
+        shutil.rmtree(path, ignore_errors=True)
+
+    return workdir

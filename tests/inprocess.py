@@ -136,7 +136,10 @@ def make_app(kind: str, data: bytes, *, status: str = "200 OK",
 
 def environ_for(method: str = "GET", headers: Mapping[str, str] | None = None,
                 path: str = "/", file_wrapper: Any = wsgiref.util.FileWrapper) -> dict[str, Any]:
-    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": ""}
+    # PEP 3333: QUERY_STRING "may be empty or absent"; servers send it, and wsgiref's
+    # validator warns without it.
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "",
+                               "QUERY_STRING": ""}
     wsgiref.util.setup_testing_defaults(environ)
     environ["wsgi.input"] = io.BytesIO(b"")
     if file_wrapper is not None:

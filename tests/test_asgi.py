@@ -27,8 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inprocess import Result, chunked
 from inprocess import call as wsgi_call
-from support import parse_multipart
-from test_model import (
+from rfc_model import (
     DATE,
     DATES,
     LM,
@@ -39,6 +38,7 @@ from test_model import (
     model_request,
     range_header,
 )
+from support import parse_multipart
 
 import rangewsgi.asgi
 import rangewsgi.asgi_bodies
@@ -518,7 +518,8 @@ def test_scope_is_copied_and_pathsend_offered_on_the_copy() -> None:
     before = {"extensions": dict(scope["extensions"]), "headers": list(scope["headers"])}
     serve(RangeMiddleware(app), scope=scope)
     assert seen[0] is not scope
-    assert seen[0]["extensions"] == {"http.response.pathsend": {}, "x": {}}
+    assert seen[0]["extensions"] == {"http.response.pathsend": {}, "rangewsgi.source": {},
+                                     "x": {}}
     assert scope["extensions"] == before["extensions"]
     assert scope["headers"] == before["headers"]
 

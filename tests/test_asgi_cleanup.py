@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asgi_launch import SERVERS, launch
+from asgi_launch import SERVERS, Served, launch, workdir_fixture
 from server_configs.checks import check_single
-from server_configs.launch import shared_dir, write_data
-from support import RawClient, RawResponse, Server, free_port, parse_multipart
+from server_configs.launch import write_data
+from support import RawClient, RawResponse, free_port, parse_multipart
 
 pytestmark = pytest.mark.network
 
@@ -86,18 +84,7 @@ def kinds(n: int) -> dict[str, tuple[str, dict[str, str], Check]]:
             "304": ("GET", {"If-None-Match": ETAG}, _not_modified)}
 
 
-@dataclass
-class Served:
-    server: Server
-    name: str
-    data: bytes
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = shared_dir("rangewsgi-asgi-cleanup-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture("rangewsgi-asgi-cleanup-")
 
 
 @pytest.fixture(scope="module", params=SERVERS)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_scripts import CHROMIUM_FLAGS, FETCH_JS, PLAY_JS
 from media import (
     MP4_CODECS,
     LoggedRequest,
@@ -35,7 +36,6 @@ from media import (
     wav_offset,
 )
 from support import Server, free_port, start_server
-from test_browser import CHROMIUM_FLAGS, FETCH_JS, PLAY_JS
 
 pytestmark = pytest.mark.network
 

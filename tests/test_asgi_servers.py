@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asgi_launch import OFFERS_PATHSEND, SERVERS, launch, self_signed
+from asgi_launch import OFFERS_PATHSEND, SERVERS, Served, launch, self_signed, workdir_fixture
 from server_configs.checks import cases, check_full, check_single, with_etag
-from server_configs.launch import shared_dir, write_data
-from support import HOST, RawClient, RawResponse, Server, free_port, parse_multipart
+from server_configs.launch import write_data
+from support import HOST, RawClient, RawResponse, free_port, parse_multipart
 
 pytestmark = pytest.mark.network
 
@@ -51,18 +49,7 @@ CLEAN = {"open_files": [], "tasks": [], "unfinished": 0, "pending": {}, "temp_fi
 ERRORS = re.compile(r"Traceback|Exception in ASGI|Error in ASGI|ERROR|Exception inside")
 
 
-@dataclass
-class Served:
-    server: Server
-    name: str
-    data: bytes
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = shared_dir("rangewsgi-asgi-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture("rangewsgi-asgi-")
 
 
 @pytest.fixture(scope="module")

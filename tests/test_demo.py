@@ -928,3 +928,38 @@ def test_a_signal_stops_the_demo_whatever_it_inherited(tmp_path: Path, sample_wa
                           r"stopped with the server\n", srv.log())
         assert match, srv.log()
         assert int(match[1]) < int(match[2]) == WAV_SIZE
+
+
+# --- an error answer to HEAD -------------------------------------------------------------------
+
+@pytest.mark.parametrize("ranges", [[], ["--no-ranges"]], ids=["ranges", "no-ranges"])
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_to_head_has_no_content(media_dir: Path, tmp_path: Path, mode: str,
+                                         ranges: list[str]) -> None:
+    """RFC 9110 9.3.2: an answer to HEAD carries no content, an error's neither (werkzeug
+    writes whatever the app returns, so the app must return none)."""
+    srv = demo([*mode_args(mode), *ranges, str(media_dir)], media_dir, tmp_path / "demo.log")
+    try:
+        with socket.create_connection((HOST, srv.port), timeout=30) as sock:
+            sock.sendall(b"HEAD /missing.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):  # to the end: the server closes
+                raw += chunk
+    finally:
+        srv.stop()
+    head, _, content = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 "), raw
+    assert b"\r\ncontent-length: 14" in head.lower() and content == b"", raw
+
+
+def test_the_asgi_demo_loads_no_more_than_the_asgi_adapter() -> None:
+    """The layering: the ASGI side of the demo (and the command line) add no WSGI server,
+    no werkzeug and no WSGI demo to what ``rangewsgi.asgi`` loads."""
+    code = ("import sys, rangewsgi.asgi; before = set(sys.modules); "
+            "import rangewsgi.asgi_demo, rangewsgi.demo; "
+            "print(' '.join(sorted(m for m in set(sys.modules) - before "
+            "if m.startswith(('rangewsgi', 'werkzeug')))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["rangewsgi.asgi_demo", "rangewsgi.demo",
+                                   "rangewsgi.demo_common"]

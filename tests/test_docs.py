@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_blocks import Block, fenced_blocks, is_fragment
 from support import ROOT
-from test_recipes import Block, fenced_blocks, is_fragment
 
 DOCS = ROOT / "docs"
 API_MD = DOCS / "api.md"

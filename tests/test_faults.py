@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from server_configs.launch import gunicorn_cmd
 from support import HOST, RawClient, Server, free_port, parse_multipart, start_server
-from test_fuzz import (
+from wsgi_exchange import (
     CountingBody,
     StartResponse,
     data_for,

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import wsgiref.util
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -35,12 +35,20 @@ from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import HOST, ROOT, RawClient, free_port, parse_multipart, start_server
+from wsgi_exchange import (
+    CONTENT_RANGE,
+    FIELD_CHARS,
+    CountingBody,
+    Headers,
+    Served,
+    StartResponse,
+    WSGIApp,
+    data_for,
+    environ_for,
+    serve,
+)
 
 from rangewsgi import RangeMiddleware
-
-StartResponse = Callable[..., Callable[[bytes], Any]]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-Headers = list[tuple[str, str]]
 
 MAX_RANGES = 100  # the documented default (RFC 9110 17.15 "egregious range requests")
 MAX_EXCESS = 4096  # the documented default multipart allowance over the representation
@@ -48,139 +56,11 @@ LATIN1 = st.characters(min_codepoint=0, max_codepoint=255)
 PAST = 1_600_000_000  # a Last-Modified well in the past (2020-09-13)
 
 
-def data_for(size: int) -> bytes:
-    """Seeded bytes without a repeating pattern: an offset error changes the bytes."""
-    return random.Random(size * 7919 + 1).randbytes(size)
-
-
-# --- a small WSGI server loop -------------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    """What a server would have put on the wire for one exchange."""
-
-    status: str
-    headers: Headers
-    body: bytes
-    sendfile: bool = False
-
-    @property
-    def code(self) -> int:
-        return int(self.status[:3])
-
-    def header(self, name: str) -> str | None:
-        found = [v for k, v in self.headers if k.lower() == name.lower()]
-        assert len(found) <= 1, f"{name} sent {len(found)} times: {self.headers}"
-        return found[0] if found else None
-
-
-def serve(app: WSGIApp, environ: dict[str, Any], *, truncate: bool = True) -> Served:
-    """Call ``app`` as a WSGI server does and collect the response.
-
-    For gunicorn's wrapper class with a real ``fileno()``, the body is what gunicorn's
-    sendfile would send: ``Content-Length`` bytes from the descriptor's current offset.
-    Otherwise the result is iterated. ``truncate`` stops at ``Content-Length`` as gunicorn
-    and waitress do for a body that runs long; the server always calls ``close()``.
-    """
-    got: dict[str, Any] = {}
-    out: list[bytes] = []
-
-    def start_response(status: str, headers: Headers, exc_info: Any = None) -> Any:
-        assert isinstance(status, str) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers)
-        if exc_info is not None and out:
-            raise exc_info[1].with_traceback(exc_info[2])
-        got["status"], got["headers"] = status, list(headers)
-        return out.append
-
-    result = app(environ, start_response)
-    used_sendfile = False
-    try:
-        wrapper = environ.get("wsgi.file_wrapper")
-        filelike = getattr(result, "filelike", None)
-        gunicorn = wrapper is GunicornFileWrapper and type(result) is GunicornFileWrapper
-        fd = _fileno(filelike) if gunicorn else None
-        if fd is not None:
-            assert "status" in got
-            offset = os.lseek(fd, 0, os.SEEK_CUR)
-            declared = _content_length(got["headers"])
-            count = os.fstat(fd).st_size - offset  # sendfile stops at the end of the file
-            if declared is not None:
-                count = min(count, declared)
-            out.append(os.pread(fd, count, offset))
-            used_sendfile = True
-        else:
-            for chunk in result:
-                assert isinstance(chunk, bytes), f"body chunk of type {type(chunk)}"
-                out.append(chunk)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    body = b"".join(out)
-    declared = _content_length(got["headers"])
-    if truncate and declared is not None:
-        body = body[:declared]
-    return Served(got["status"], got["headers"], body, used_sendfile)
-
-
-def _fileno(filelike: object) -> int | None:
-    try:
-        fd = filelike.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return fd if isinstance(fd, int) else None
-
-
-def _content_length(headers: Headers) -> int | None:
-    values = [v for k, v in headers if k.lower() == "content-length"]
-    if len(values) != 1 or not re.fullmatch(r"[0-9]+", values[0].strip(" \t")):
-        return None
-    return int(values[0].strip(" \t"))
-
-
-def environ_for(method: str = "GET", range_value: str | None = None,
-                if_range: str | None = None, server_wrapper: type | None = None,
-                uwsgi: bool = False) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": "/f", "QUERY_STRING": "",
-        "SERVER_NAME": HOST, "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if range_value is not None:
-        env["HTTP_RANGE"] = range_value
-    if if_range is not None:
-        env["HTTP_IF_RANGE"] = if_range
-    if server_wrapper is not None:
-        env["wsgi.file_wrapper"] = server_wrapper
-    if uwsgi:
-        env["uwsgi.version"] = b"2.0"
-    return env
-
-
-class CountingBody:
-    """An iterable body that counts ``close()`` calls (PEP 3333: exactly once)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self.chunks = chunks
-        self.closes = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.chunks)
-
-    def close(self) -> None:
-        self.closes += 1
-
-
 # --- the model (RFC 9110, written from the text) ----------------------------------------------
 
 # 8.8.3: entity-tag = [ weak ] opaque-tag; opaque-tag = DQUOTE *etagc DQUOTE;
 # etagc = %x21 / %x23-7E / obs-text
 ETAGC = frozenset([0x21, *range(0x23, 0x7F), *range(0x80, 0x100)])
-FIELD_CHARS = frozenset([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])  # 5.5 field-value
 OWS = " \t"  # 5.6.3
 BIG = 10**40
 
@@ -368,7 +248,6 @@ def if_range_holds(case: Case, headers: Headers) -> bool:
 
 # --- checking one answer ----------------------------------------------------------------------
 
-CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+)")  # 14.4
 BOUNDARY = re.compile(r"multipart/byteranges; boundary=([0-9a-f]{32})")
 DROP_206 = {"content-length", "content-md5", "content-digest"}
 DROP_416 = DROP_206 | {"content-type", "content-encoding", "content-language",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from server_configs.launch import launch, write_data
 from support import HOST, RawClient, Server, free_port, parse_multipart
-from test_fuzz import (
+from wsgi_exchange import (
     CONTENT_RANGE,
     FIELD_CHARS,
     Headers,

@@ -426,7 +426,7 @@ def test_ini_booleans(text: str, value: bool) -> None:
 
 
 @pytest.mark.parametrize(("conf", "message"), [
-    ({"max_range": "5"}, "unknown option(s) max_range"),
+    ({"max_range": "5"}, "unknown option 'max_range': did you mean 'max_ranges'?"),
     ({"predicate": "os.path.isfile"}, "must look like 'package.module:callable'"),
     ({"predicate": "no_such_module_here:f"}, "cannot import 'no_such_module_here'"),
     ({"predicate": "os.path:no_such_function"}, "has no attribute"),

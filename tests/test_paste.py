@@ -184,6 +184,13 @@ def test_without_the_option_the_default_limit_applies(load: Any, data: bytes) ->
     check_multipart(resp.get_data(), resp.headers["Content-Type"], data, ranges)
 
 
+def test_content_validators_named_in_the_ini(load: Any) -> None:
+    app = load("file_validators = Content\nconditional = FALSE")
+    assert app.options.file_validators == "content"
+    assert app.options.conditional is False
+    assert app.options.max_ranges == 100  # left out: the default of rangewsgi.options
+
+
 def test_predicate_named_in_the_ini(load: Any, data: bytes) -> None:
     client = Client(load("predicate = test_paste:only_octets"))
     page = client.get("/page", headers={"Range": "bytes=0-3"})
@@ -196,7 +203,9 @@ def test_predicate_named_in_the_ini(load: Any, data: bytes) -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ("max_range = 10", "unknown option(s) max_range"),
+    ("max_range = 10", "unknown option 'max_range': did you mean 'max_ranges'?"),
+    ("gzip = true", "unknown option 'gzip'; the options are max_ranges, "),
+    ("file_validators = yes", "file_validators must be true, false or content"),
     ("max_ranges = ten", "max_ranges must be a whole number"),
     ("max_ranges = 0", "max_ranges must be at least 1"),
     ("use_file_wrapper = yes", "use_file_wrapper must be true or false"),

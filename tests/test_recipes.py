@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from markdown_blocks import FRAGMENT, Block, fenced_blocks, is_fragment
 from server_configs.checks import check_416, check_multi, check_single, from_werkzeug
 from server_configs.launch import MTIME, gunicorn_cmd, make_data
 from support import ROOT, RawClient, RawResponse, Server, free_port, start_server
@@ -41,7 +42,6 @@ RECIPES_DIR = ROOT / "examples" / "recipes"
 RECIPES_MD = ROOT / "docs" / "recipes.md"
 README = ROOT / "README.md"
 FILE_ENV = "RANGEWSGI_EXAMPLE_FILE"
-FRAGMENT = "<!-- fragment -->"
 SIZE = 200_003  # not a multiple of any block size
 START_TIMEOUT = 30.0
 
@@ -72,49 +72,6 @@ COMPANIONS = {"pyramid.ini": "pyramid_app.py"}
 
 # --- Markdown -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block of a Markdown file."""
-
-    lang: str
-    text: str  # the lines between the fences, each ending in a newline
-    line: int  # 1-based line of the opening fence
-    before: str  # the text between the previous block (or the top) and this one
-
-
-_FENCE = re.compile(r"^(```+|~~~+)\s*([\w+-]*)")
-
-
-def fenced_blocks(markdown: str) -> list[Block]:
-    """The fenced code blocks of ``markdown`` (top level or indented in a list), in order."""
-    blocks: list[Block] = []
-    lines = markdown.splitlines(keepends=True)
-    gap_start = 0
-    i = 0
-    while i < len(lines):
-        stripped = lines[i].lstrip(" ")
-        indent = len(lines[i]) - len(stripped)
-        opening = _FENCE.match(stripped)
-        if opening is None:
-            i += 1
-            continue
-        fence, lang = opening[1], opening[2]
-        body: list[str] = []
-        j = i + 1
-        while j < len(lines) and not lines[j].lstrip(" ").startswith(fence):
-            body.append(lines[j][indent:] if lines[j][:indent].isspace() else lines[j])
-            j += 1
-        blocks.append(Block(lang, "".join(body), i + 1, "".join(lines[gap_start:i])))
-        gap_start = i = j + 1
-    return blocks
-
-
-def is_fragment(block: Block) -> bool:
-    """A block marked ``<!-- fragment -->`` on the last non-blank line before its fence."""
-    lines = [line.strip() for line in block.before.splitlines() if line.strip()]
-    return bool(lines) and lines[-1] == FRAGMENT
-
-
 _FILE_LINK = re.compile(r"\]\(\.\./examples/recipes/([^)#\s]+)\)")
 
 
@@ -124,8 +81,13 @@ def shown_file(block: Block) -> str | None:
     return names[-1] if names else None
 
 
+# The ASGI recipes: shown in docs/asgi.md, served by tests/test_recipes_asgi.py.
+ASGI_RECIPES = frozenset({"django_asgi.py", "fastapi_app.py", "litestar_app.py", "quart_app.py"})
+
+
 def recipe_files() -> list[str]:
-    return sorted(p.name for p in RECIPES_DIR.iterdir() if p.suffix in (".py", ".ini"))
+    return sorted(p.name for p in RECIPES_DIR.iterdir()
+                  if p.suffix in (".py", ".ini") and p.name not in ASGI_RECIPES)
 
 
 def test_recipes_md_shows_every_file_exactly() -> None:

@@ -327,3 +327,56 @@ def test_the_client_sees_an_error_or_a_cut(upstream: Server) -> None:
         assert fetch(port, "/missing.socket").status == 404
     assert released(client, upstream.port)
 
+
+
+# -- an endpoint that redirects every request --
+
+# Answers every request with S3's PermanentRedirect and no region: botocore then asks the
+# bucket's region with a HeadBucket, redirected the same way, and so on.
+REDIRECT_FOREVER = """
+import http.server, sys
+BODY = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code>'
+        b'<Message>Use the other endpoint.</Message></Error>')
+class Redirect(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        body = b"" if self.command == "HEAD" else BODY
+        self.send_response(301)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_HEAD = answer
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Redirect).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def redirecting() -> Iterator[Server]:
+    port = free_port()
+    server = start_server([sys.executable, "-c", REDIRECT_FOREVER, str(port)], port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def at_depth(depth: int, call: Any) -> Any:
+    """``call()`` made ``depth`` frames deeper: where Python's recursion limit strikes inside
+    botocore depends on how deep the stack already is."""
+    return at_depth(depth - 1, call) if depth else call()
+
+
+def test_a_redirect_loop_is_an_upstream_error(redirecting: Server) -> None:
+    client = boto3.client("s3", endpoint_url=redirecting.url, **CREDENTIALS,
+                          config=Config(s3={"addressing_style": "path"},
+                                        retries={"max_attempts": 1}))
+    for depth in range(24):  # botocore's RecursionError escapes it at most of these depths
+        with pytest.raises(UpstreamError):
+            at_depth(depth, lambda: S3Source(client, BUCKET, KEY))
+    with serve_wsgi(s3_app(client)) as port:
+        answer = fetch(port, f"/{KEY}", {"Range": "bytes=0-9"})
+    assert (answer.status, answer.body) == (502, b"")
+    client.close()

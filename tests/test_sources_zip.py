@@ -4,8 +4,8 @@ The archive is checked by Python's ``zipfile`` (every member's bytes), Info-ZIP 
 libarchive ``bsdtar -tf`` and 7-Zip ``7z t`` (Debian packages ``unzip``, ``libarchive-tools``,
 ``p7zip-full``), also with a member over 4 GiB (a sparse file: ZIP64) and with more than 65535
 entries; every range against the whole archive; reads counted with member sources that record
-their ``read_range`` calls; and served by ``examples/zip_download.py`` on waitress, where
-``curl -C -`` after an interrupted download and ``aria2c -x 8`` give the whole archive.
+their ``read_range`` calls. The examples that serve it to real clients (``curl -C -``,
+``aria2c -x 8``, Chromium) are tests/test_zip_clients.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import random
 import shutil
 import struct
 import subprocess
-import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from typing import Any
 
 import pytest
 from inprocess import call, environ_for
-from support import ROOT, RawClient, Server, free_port, start_server
 
 from rangewsgi import RangeMiddleware
 from rangewsgi.sources import SourceChanged, UpstreamError
@@ -525,89 +523,3 @@ def test_the_middleware_cuts_a_response_whose_member_changed(
     assert after.code == 200 and after.header("ETag") not in (None, etag)
     with zipfile.ZipFile(io.BytesIO(after.body)) as archive:
         assert archive.read("photos/two.bin") == b"replaced"
-
-
-# -- over a real server, with real clients --
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    pytest.importorskip("flask")
-    pytest.importorskip("waitress")
-    work = tmp_path_factory.mktemp("served")
-    root = work / "album"
-    write_tree(root)
-    big = root / "video.bin"
-    big.write_bytes(random.Random(8).randbytes(12 * 1024 * 1024))  # splits into 8 parts
-    port = free_port()
-    server = start_server([sys.executable, str(ROOT / "examples" / "zip_download.py"),
-                           "--directory", str(root), "--port", str(port),
-                           "--server", "waitress"], port, cwd=work,
-                          log_path=work / "server.log")
-    try:
-        yield server, root
-    finally:
-        server.stop()
-
-
-def example_files(root: Path) -> list[tuple[str, str]]:
-    """The members ``examples/zip_download.py`` zips for ``root``."""
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        from zip_download import files_of
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    members: list[tuple[str, str]] = files_of(root)
-    return members
-
-
-def expected_archive(root: Path) -> bytes:
-    return whole(ZipSource(example_files(root)))
-
-
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          check=False)
-
-
-def test_example_answers_ranges_with_headers(served: tuple[Server, Path]) -> None:
-    server, root = served
-    expected = expected_archive(root)
-    with RawClient(server.port) as client:
-        full = client.request("/download.zip")
-        part = client.request("/download.zip", {"Range": "bytes=100-999"})
-        head = client.request("/download.zip", method="HEAD")
-    assert full.status == 200 and full.body == expected
-    assert full.header("Content-Type") == "application/zip"
-    assert full.header("Content-Disposition") == (
-        "attachment; filename=\"album.zip\"; filename*=UTF-8''album.zip")
-    assert full.header("Accept-Ranges") == "bytes" and full.header("ETag")
-    assert part.status == 206 and part.body == expected[100:1000]
-    assert part.header("Content-Range") == f"bytes 100-999/{len(expected)}"
-    assert head.header("Content-Length") == str(len(expected))
-
-
-def test_curl_resumes_an_interrupted_download(served: tuple[Server, Path],
-                                              tmp_path: Path) -> None:
-    require("curl")
-    server, root = served
-    url = f"{server.url}/download.zip"
-    out = tmp_path / "album.zip"
-    assert run(["curl", "-sS", "-r", "0-654320", "-o", str(out), url], tmp_path).returncode == 0
-    assert out.stat().st_size == 654_321
-    done = run(["curl", "-sS", "-C", "-", "-o", str(out), url], tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert out.read_bytes() == expected_archive(root)
-
-
-def test_aria2c_splits_the_download(served: tuple[Server, Path], tmp_path: Path) -> None:
-    require("aria2c")
-    server, root = served
-    done = run(["aria2c", "-x", "8", "-s", "8", "-k", "1M", "--file-allocation=none",
-                "--console-log-level=warn", "--summary-interval=0", "-d", str(tmp_path),
-                "-o", "album.zip", f"{server.url}/download.zip"], tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    log = server.log()
-    assert (tmp_path / "album.zip").read_bytes() == expected_archive(root), log[-2000:]
-    check_with_zipfile(tmp_path / "album.zip",
-                       {name: Path(path).read_bytes() for name, path in example_files(root)})

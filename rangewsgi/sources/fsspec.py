@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from ..httpdate import format_http_date, parse_http_date
 from . import SourceChanged, UpstreamError
+from ._checks import check_range, translated
 
 __all__ = ["VERSION_KEYS", "FsspecSource", "UpstreamError"]
 
@@ -36,17 +36,14 @@ _MODIFIED_KEYS = ("LastModified", "last_modified", "Last-Modified", "mtime", "up
 _T = TypeVar("_T")
 
 
-@contextmanager
-def _translated(where: str) -> Iterator[None]:
-    """A file system's errors as OSError subclasses (most fsspec backends raise them already)."""
-    try:
-        yield
-    except OSError:
-        raise
-    except asyncio.TimeoutError as exc:  # TimeoutError itself from Python 3.11 on
-        raise TimeoutError(f"{where}: timed out: {exc}") from exc
-    except Exception as exc:
-        raise UpstreamError(f"{where}: {type(exc).__name__}: {exc}") from exc
+def _as_oserror(where: str, exc: Exception) -> OSError | None:
+    """A file system's errors as OSError subclasses (most fsspec backends raise them already;
+    those go on unchanged)."""
+    if isinstance(exc, OSError):
+        return None
+    if isinstance(exc, asyncio.TimeoutError):  # TimeoutError itself from Python 3.11 on
+        return TimeoutError(f"{where}: timed out: {exc}")
+    return UpstreamError(f"{where}: {type(exc).__name__}: {exc}")
 
 
 def _entity_tag(value: Any) -> str | None:
@@ -136,10 +133,7 @@ class FsspecSource:
 
     def read_range(self, start: int, stop: int) -> Iterator[bytes]:
         """Bytes ``[start, stop)``, in ``cat_file`` blocks made as they are iterated."""
-        if self.closed:
-            raise ValueError(f"{self.path}: read from a closed source")
-        if not 0 <= start < stop <= self.size:
-            raise ValueError(f"range [{start}, {stop}) outside 0..{self.size}")
+        check_range(self.path, self.closed, start, stop, self.size)
         return self._blocks(start, stop)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -200,5 +194,5 @@ class FsspecSource:
         return tuple((key, str(info[key])) for key in VERSION_KEYS if info.get(key) is not None)
 
     def _call(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        with _translated(self.path):
+        with translated(self.path, _as_oserror):
             return function(*args, **kwargs)

@@ -21,10 +21,8 @@ Needs ``urllib3`` (``pip install rangewsgi[http]``).
 from __future__ import annotations
 
 import errno
-import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -38,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       ) from exc
 
 from . import SourceChanged, UpstreamError
+from ._checks import CONTENT_RANGE, check_content_range, check_range, translated
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_REDIRECTS", "HTTPSource", "Redirects", "UpstreamError",
            "default_pool"]
@@ -56,7 +55,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})  # RFC 9110 15.4, with
 _POLICIES: tuple[Redirects, ...] = ("same-origin", "any", "none")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DRAIN_LIMIT = 64 * 1024  # a redirect's body up to this size is read to keep the connection
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _pool_lock = threading.Lock()
 _pool: urllib3.PoolManager | None = None
 
@@ -70,16 +68,10 @@ def default_pool() -> urllib3.PoolManager:
         return _pool
 
 
-@contextmanager
-def _translated(url: str) -> Iterator[None]:
-    """urllib3's errors as the OSError subclasses every adapter raises."""
-    try:
-        yield
-    except _Urllib3Error as exc:
-        raise _as_oserror(url, exc) from exc
-
-
-def _as_oserror(url: str, exc: _Urllib3Error) -> OSError:
+def _as_oserror(url: str, exc: Exception) -> OSError | None:
+    """urllib3's errors as the OSError subclasses every source raises; None for others."""
+    if not isinstance(exc, _Urllib3Error):
+        return None
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         reason: Exception = exc.reason
         if not isinstance(reason, _Urllib3Error):
@@ -176,10 +168,7 @@ class HTTPSource:
 
     def read_range(self, start: int, stop: int) -> Iterator[bytes]:
         """Bytes ``[start, stop)``: one GET with ``Range``, made when first iterated."""
-        if self.closed:
-            raise ValueError(f"{self.url}: read from a closed source")
-        if not 0 <= start < stop <= self.size:
-            raise ValueError(f"range [{start}, {stop}) outside 0..{self.size}")
+        check_range(self.url, self.closed, start, stop, self.size)
         return self._ranged(start, stop)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -234,7 +223,7 @@ class HTTPSource:
                 raise UpstreamError(f"{self.url}: size unknown (no Content-Length on HEAD and "
                                     f"{resp.status} to a ranged GET)", status=resp.status)
             self._take_validators(resp)
-            match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", ""))
+            match = CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", ""))
             if match is None or match[3] == "*":
                 raise UpstreamError(f"{self.url}: size unknown (Content-Range "
                                     f"{resp.headers.get('Content-Range')!r})",
@@ -267,7 +256,9 @@ class HTTPSource:
         try:
             if resp.status == 206:
                 self._check_validators(resp)
-                self._check_content_range(resp, start, stop)
+                check_content_range(self.url, resp.headers.get("Content-Range", ""), start,
+                                    stop, self.size, field="206 with Content-Range",
+                                    status=206)
                 self._check_length(resp, stop - start)
                 yield from self._body(resp, stop - start)
                 complete = True
@@ -295,14 +286,14 @@ class HTTPSource:
         that sends more than it announced aborts the response while it is still short."""
         remaining = count
         while remaining:
-            with _translated(self.url):
+            with translated(self.url, _as_oserror):
                 data = resp.read(min(self.chunk_size, remaining), decode_content=False)
             if not data:
                 raise ConnectionError(f"{self.url}: upstream ended {remaining} bytes short "
                                       f"of {count}")
             remaining -= len(data)
             if not remaining and last and resp.length_remaining != 0:
-                with _translated(self.url):
+                with translated(self.url, _as_oserror):
                     extra = resp.read(1, decode_content=False)
                 if extra:
                     raise UpstreamError(f"{self.url}: upstream sent more than it announced")
@@ -315,18 +306,6 @@ class HTTPSource:
             theirs = resp.headers.get(name)
             if ours and theirs and theirs != ours:
                 raise SourceChanged(f"{self.url}: {name} is now {theirs}, was {ours}")
-
-    def _check_content_range(self, resp: urllib3.BaseHTTPResponse, start: int,
-                             stop: int) -> None:
-        value = resp.headers.get("Content-Range", "")
-        match = _CONTENT_RANGE.fullmatch(value)
-        if match is None:
-            raise UpstreamError(f"{self.url}: 206 with Content-Range {value!r}", status=206)
-        if match[3] != "*" and int(match[3]) != self.size:
-            raise SourceChanged(f"{self.url}: size is now {match[3]}, was {self.size}")
-        if (int(match[1]), int(match[2])) != (start, stop - 1):
-            raise UpstreamError(f"{self.url}: asked for bytes {start}-{stop - 1}, got "
-                                f"{match[1]}-{match[2]}", status=206)
 
     def _check_length(self, resp: urllib3.BaseHTTPResponse, count: int) -> None:
         length = resp.headers.get("Content-Length")
@@ -395,7 +374,7 @@ class HTTPSource:
         """One request to ``url``, redirects not followed; the caller's headers only if
         ``url`` is on the origin of ``self.url`` as given (they may hold credentials)."""
         given = self._headers if _origin(url) == self._origin else {}
-        with _translated(url):
+        with translated(url, _as_oserror):
             resp = self.pool.request(method, url,
                                      headers={**given, "Accept-Encoding": "identity", **headers},
                                      preload_content=False, decode_content=False,

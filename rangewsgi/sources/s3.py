@@ -15,9 +15,7 @@ Needs ``boto3`` (``pip install rangewsgi[s3]``). Timeouts and retries are the cl
 from __future__ import annotations
 
 import errno
-import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 try:
@@ -27,10 +25,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..httpdate import format_http_date
 from . import SourceChanged, UpstreamError
+from ._checks import check_content_range, check_range, translated
 
 __all__ = ["S3Source", "UpstreamError"]
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 def _client_error(where: str, exc: Any) -> OSError:
@@ -48,20 +45,23 @@ def _client_error(where: str, exc: Any) -> OSError:
     return UpstreamError(text, status=status, code=code or None)
 
 
-@contextmanager
-def _translated(where: str) -> Iterator[None]:
-    """botocore's errors as the OSError subclasses every adapter raises."""
-    try:
-        yield
-    except _boto.ClientError as exc:
-        raise _client_error(where, exc) from exc
-    except (_boto.ReadTimeoutError, _boto.ConnectTimeoutError) as exc:
-        raise TimeoutError(f"{where}: timed out: {exc}") from exc
-    except (_boto.ConnectionError, _boto.ConnectionClosedError,
-            _boto.ResponseStreamingError, _boto.IncompleteReadError) as exc:
-        raise ConnectionError(f"{where}: connection broken: {exc}") from exc
-    except _boto.BotoCoreError as exc:
-        raise UpstreamError(f"{where}: {exc}") from exc
+def _as_oserror(where: str, exc: Exception) -> OSError | None:
+    """botocore's errors as the OSError subclasses every source raises; None for others."""
+    if isinstance(exc, _boto.ClientError):
+        return _client_error(where, exc)
+    if isinstance(exc, (_boto.ReadTimeoutError, _boto.ConnectTimeoutError)):
+        return TimeoutError(f"{where}: timed out: {exc}")
+    if isinstance(exc, (_boto.ConnectionError, _boto.ConnectionClosedError,
+                        _boto.ResponseStreamingError, _boto.IncompleteReadError)):
+        return ConnectionError(f"{where}: connection broken: {exc}")
+    if isinstance(exc, _boto.BotoCoreError):
+        return UpstreamError(f"{where}: {exc}")
+    if isinstance(exc, RecursionError):
+        # botocore follows an S3 redirect (RFC 9110 15.4) that names no region by asking the
+        # bucket's region with another request, which it redirects the same way: an endpoint
+        # that redirects every request recurses until Python's limit.
+        return UpstreamError(f"{where}: redirected without end (botocore: {exc})")
+    return None
 
 
 class S3Source:
@@ -112,7 +112,7 @@ class S3Source:
             self._args["VersionId"] = version_id
         self._open: set[Any] = set()
         self.closed = False
-        with _translated(self.name):
+        with translated(self.name, _as_oserror):
             head = client.head_object(**self._args)
         self.size: int = int(head["ContentLength"])
         self.etag: str | None = head.get("ETag")
@@ -131,10 +131,7 @@ class S3Source:
 
     def read_range(self, start: int, stop: int) -> Iterator[bytes]:
         """Bytes ``[start, stop)``: one ``get_object`` with ``Range``, made when iterated."""
-        if self.closed:
-            raise ValueError(f"{self.name}: read from a closed source")
-        if not 0 <= start < stop <= self.size:
-            raise ValueError(f"range [{start}, {stop}) outside 0..{self.size}")
+        check_range(self.name, self.closed, start, stop, self.size)
         return self._ranged(start, stop)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -171,7 +168,7 @@ class S3Source:
         args = dict(self._args)
         if byte_range is not None:
             args["Range"] = byte_range
-        with _translated(self.name):
+        with translated(self.name, _as_oserror):
             response = self.client.get_object(**args)
         self._open.add(response["Body"])
         return response
@@ -182,7 +179,8 @@ class S3Source:
         try:
             content_range = response.get("ContentRange")
             if content_range:
-                self._check_content_range(content_range, start, stop)
+                check_content_range(self.name, content_range, start, stop, self.size,
+                                    field="ContentRange")
                 self._check(response, stop - start)
             else:
                 # No Content-Range: the whole object (an endpoint that ignores Range). Skip
@@ -204,7 +202,7 @@ class S3Source:
         response while it is still short."""
         remaining = count
         while remaining:
-            with _translated(self.name):
+            with translated(self.name, _as_oserror):
                 data = body.read(min(self.chunk_size, remaining))
             if not data:
                 raise ConnectionError(f"{self.name}: body ended {remaining} bytes short of "
@@ -213,7 +211,7 @@ class S3Source:
                 raise UpstreamError(f"{self.name}: body longer than announced")
             remaining -= len(data)
             if not remaining and last:
-                with _translated(self.name):
+                with translated(self.name, _as_oserror):
                     extra = body.read(1)  # b"" at the end; botocore verifies as it sees it
                 if extra:
                     raise UpstreamError(f"{self.name}: body longer than announced")
@@ -240,16 +238,6 @@ class S3Source:
                 raise SourceChanged(f"{self.name}: size is now {length}, was {self.size}")
             raise UpstreamError(f"{self.name}: ContentLength {length} for {count} bytes",
                                 status=self._status(response))
-
-    def _check_content_range(self, value: str, start: int, stop: int) -> None:
-        match = _CONTENT_RANGE.fullmatch(value)
-        if match is None:
-            raise UpstreamError(f"{self.name}: ContentRange {value!r}")
-        if match[3] != "*" and int(match[3]) != self.size:
-            raise SourceChanged(f"{self.name}: size is now {match[3]}, was {self.size}")
-        if (int(match[1]), int(match[2])) != (start, stop - 1):
-            raise UpstreamError(f"{self.name}: asked for bytes {start}-{stop - 1}, got "
-                                f"{match[1]}-{match[2]}")
 
     def _finish(self, body: Any) -> None:
         """A fully read body has already gone back to the pool; closing it then is a no-op.

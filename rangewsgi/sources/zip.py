@@ -68,6 +68,7 @@ from typing import Any
 
 from ..httpdate import format_http_date, parse_http_date
 from . import RangedSource, SourceChanged, UpstreamError, is_ranged_source
+from ._checks import check_range
 
 __all__ = ["CRC_CACHE_SIZE", "ZipSource", "crc_cache_clear"]
 
@@ -357,10 +358,7 @@ class ZipSource:
 
     def read_range(self, start: int, stop: int) -> Iterator[bytes]:
         """Bytes ``[start, stop)``, reading only the members (and CRC-32s) they cover."""
-        if self.closed:
-            raise ValueError("read from a closed ZipSource")
-        if not 0 <= start < stop <= self.size:
-            raise ValueError(f"range [{start}, {stop}) outside 0..{self.size}")
+        check_range("ZipSource", self.closed, start, stop, self.size)
         return self._range(start, stop)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -432,7 +430,7 @@ class ZipSource:
 
     def _member_bytes(self, m: _Member, low: int, high: int) -> Iterator[bytes]:
         if self.closed:
-            raise ValueError("read from a closed ZipSource")
+            raise ValueError("ZipSource: read from a closed source")
         if low == high:
             return iter(())
         if m.source is not None:
