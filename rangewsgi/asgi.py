@@ -44,9 +44,20 @@ from .asgi_bodies import (
 from .asgi_disconnect import DisconnectWatcher
 from .asgi_sources import SOURCE_EXTENSION, SOURCE_MESSAGE
 from .bodies import read_file_ranges
-from .decision import LengthWarnings, needs_body
+from .decision import (
+    LengthWarnings,
+    cached_content_for,
+    content_for,
+    content_given,
+    needs_body,
+    wants_content,
+)
 from .engine import (
     NO_ZERO_COPY,
+    PLAIN_ACCEPT_RANGES,
+    PLAIN_BODY,
+    PLAIN_FULL_PATH,
+    PLAIN_UNTOUCHED,
     REQUEST_FIELDS,
     Action,
     Plain,
@@ -448,9 +459,9 @@ class _Exchange:
                 and not message.get("trailers")):
             answer = plain_answer(self.status, message.get("headers") or (),
                                   self.options.file_validators)
-            if answer is Plain.BODY:
+            if answer is PLAIN_BODY:
                 return  # decided with the body
-            if answer is not Plain.FULL_PATH:
+            if answer is not PLAIN_FULL_PATH:
                 await self._send_plain(message, answer)
                 return
         self._read_fields()
@@ -467,7 +478,7 @@ class _Exchange:
         """The lean path: the app's start, with ``Accept-Ranges: bytes`` appended for a
         rangeable 200 (``engine.plain_answer``)."""
         self.step = plain_step(self.head, answer)
-        if answer is Plain.ACCEPT_RANGES:
+        if answer is PLAIN_ACCEPT_RANGES:
             message = {**message, "headers": [*(message.get("headers") or ()), _ACCEPT_RANGES]}
         self._to(State.STREAMING)
         await self.send_server(message)
@@ -542,7 +553,7 @@ class _Exchange:
             start = self.start
             assert start is not None
             answer = plain_answer(self.status, start.get("headers") or (), False)
-            if answer is Plain.ACCEPT_RANGES or answer is Plain.UNTOUCHED:
+            if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
                 await self._send_plain(start, answer)
                 return
         await self._commit(self._respond())
@@ -574,7 +585,7 @@ class _Exchange:
             if step is None:
                 # The decision with the file: its size, and validators for a plain file.
                 server = Server(PATHSEND_ROW) if self.server_pathsend else NO_ZERO_COPY
-                step = self._respond(found, server=server)
+                step = await self._respond_with_file(found, server)
                 await self._commit(step)
         except BaseException:
             close_file(found)
@@ -586,6 +597,19 @@ class _Exchange:
             await send_chunks(self._send_body, chunks, found, self._check)
             return
         await self._forward_pathsend(step, message, found)
+
+    async def _respond_with_file(self, found: FoundFile, server: Server) -> Step:
+        """``_respond`` for a path-send file; validators from its content (``"content"``)
+        are read in a worker thread, never on the event loop."""
+        if not self.fields_read:
+            self._read_fields()
+        if not wants_content(self.options, self.facts):
+            return self._respond(found, server=server)
+        content = cached_content_for(found)
+        if content is None:
+            content = await asyncio.to_thread(content_for, found)
+        with content_given(content):
+            return self._respond(found, server=server)
 
     async def _forward_pathsend(self, step: Step, message: Message,
                                 found: FoundFile | None) -> None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from .conditions import file_validators, is_strong
+from .digests import ContentValidators, cached_content_validators, content_validators
 from .files import FoundFile, measure
 from .options import Options
 from .plan import (
@@ -27,8 +31,9 @@ from .plan import (
 )
 from .sources import RangedSource
 
-__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "clip",
-           "decide_response", "needs_body", "ranged_media_type"]
+__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "cached_content_for", "clip",
+           "content_for", "content_given", "decide_response", "needs_body",
+           "ranged_media_type", "wants_content"]
 
 logger = logging.getLogger("rangewsgi")
 
@@ -99,6 +104,7 @@ def decide_response(request: Request, status: str, headers: Headers,
         etag, modified = getattr(source, "etag", None), getattr(source, "last_modified", None)
         if facts.etag is None and facts.last_modified is None and (etag or modified):
             headers, facts = _with_validators(headers, facts, etag, modified)
+        headers = _with_source_digest(headers, getattr(source, "repr_digest", None))
     elif found is not None:
         measured = measure(found)
         available = measured.remaining
@@ -113,8 +119,13 @@ def decide_response(request: Request, status: str, headers: Headers,
         if (options.file_validators and measured.mtime_ns is not None
                 and available is not None and facts.etag is None
                 and facts.last_modified is None):
-            headers, facts = _validated(headers, facts, found.base + available,
-                                        measured.mtime_ns)
+            if options.file_validators == "content":
+                content = _content_of(found, length, available)
+                headers, facts = _content_validated(headers, facts, content, available,
+                                                    measured.mtime_ns)
+            else:
+                headers, facts = _validated(headers, facts, found.base + available,
+                                            measured.mtime_ns)
     unranged = LENGTH_UNKNOWN
     if facts.coded and source is None and not on_disk and not is_strong(facts.etag):
         # Compressed by the app as it answers (Django's or Starlette's GZipMiddleware):
@@ -138,6 +149,83 @@ def _validated(headers: Headers, facts: ResponseFacts, size: int,
     (RFC 9110 8.8.3 and 8.8.2), the same on every machine that has the same file."""
     etag, last_modified = file_validators(size, mtime_ns)
     return _with_validators(headers, facts, etag, last_modified)
+
+
+class _NotGiven:
+    """The type of ``_NOT_GIVEN``."""
+
+
+_NOT_GIVEN = _NotGiven()
+# The content validators an adapter that must not block (ASGI) computed off its event loop
+# for the decision it is about to take (``content_given``); unset, the decision reads the
+# file itself.
+_GIVEN_CONTENT: ContextVar[ContentValidators | _NotGiven | None] = ContextVar(
+    "rangewsgi_given_content", default=_NOT_GIVEN)
+
+
+@contextmanager
+def content_given(content: ContentValidators | None) -> Iterator[None]:
+    """Within the block, a decision for a file with ``file_validators="content"`` uses
+    ``content`` (None: the file has none) and never reads the file."""
+    token = _GIVEN_CONTENT.set(content)
+    try:
+        yield
+    finally:
+        _GIVEN_CONTENT.reset(token)
+
+
+def wants_content(options: Options, facts: ResponseFacts | None) -> bool:
+    """Whether a decision would give a file body validators from its content: the option
+    says ``"content"`` and the app gave no validator of its own."""
+    return (options.file_validators == "content" and facts is not None
+            and facts.etag is None and facts.last_modified is None)
+
+
+def cached_content_for(found: FoundFile) -> ContentValidators | None:
+    """``content_for`` when the validators are in memory, else None; never reads the file."""
+    return cached_content_validators(found.file) if found.base == 0 else None
+
+
+def content_for(found: FoundFile) -> ContentValidators | None:
+    """The content validators of the file behind a body when the representation is the whole
+    file (read from its start); blocking: the whole file is read once per version."""
+    return content_validators(found.file) if found.base == 0 else None
+
+
+def _content_of(found: FoundFile, length: int | None,
+                available: int) -> ContentValidators | None:
+    """The file's content validators, if they describe the representation: the file from
+    its first byte to its last (a Content-Length shorter than the file is another one)."""
+    if length is not None and length != available:
+        return None
+    given = _GIVEN_CONTENT.get()
+    return content_for(found) if isinstance(given, _NotGiven) else given
+
+
+def _content_validated(headers: Headers, facts: ResponseFacts,
+                       content: ContentValidators | None, size: int,
+                       mtime_ns: int) -> tuple[Headers, ResponseFacts]:
+    """``headers`` and ``facts`` with validators from the file's bytes: a strong ETag
+    (RFC 9110 8.8.3), Repr-Digest (RFC 9530 3) and a Last-Modified as ``True`` gives. None
+    (the file changed while it was read, or only part of it is the representation): no
+    validators at all, rather than ones the other replicas would not give."""
+    if content is None:
+        return headers, facts
+    _, last_modified = file_validators(size, mtime_ns)
+    headers, facts = _with_validators(headers, facts, content.etag, last_modified)
+    if not any(name.lower() == "repr-digest" for name, _ in headers):
+        headers.append(("Repr-Digest", content.repr_digest))
+    return headers, facts
+
+
+def _with_source_digest(headers: Headers, digest: object) -> Headers:
+    """``headers`` with a ranged source's ``Repr-Digest`` (RFC 9530 3: the digest of the
+    whole representation, on the 200 and on every 206) unless the app gave its own."""
+    if not isinstance(digest, str) or not digest:
+        return headers
+    if any(name.lower() == "repr-digest" for name, _ in headers):
+        return headers
+    return [*headers, ("Repr-Digest", digest)]
 
 
 def _with_validators(headers: Headers, facts: ResponseFacts, etag: str | None,

@@ -26,6 +26,10 @@ from .bodies import (
 from .decision import LengthWarnings, clip, needs_body
 from .engine import (
     NO_ZERO_COPY,
+    PLAIN_ACCEPT_RANGES,
+    PLAIN_BODY,
+    PLAIN_FULL_PATH,
+    PLAIN_UNTOUCHED,
     REQUEST_FIELDS,
     Action,
     Plain,
@@ -155,6 +159,8 @@ class RangeMiddleware:
             "file_wrapper_min_size": file_wrapper_min_size, "block_size": block_size,
             "conditional": conditional, "file_validators": file_validators, **unknown})
         self.file_wrapper = FileWrapper.with_block_size(self.options.block_size)
+        # The lean pass-through (``_lean``) decides without asking a predicate.
+        self.lean = self.options.predicate is None
         self.length_warnings = LengthWarnings(_LENGTH_FIX)
 
     @property
@@ -180,9 +186,14 @@ class RangeMiddleware:
             # 14.2: Range is defined for GET only; a middleware cannot evaluate preconditions
             # before an unsafe method has run (13.2.1), so every other method is untouched.
             return self.app(environ, start_response)
-        # The common case, a request without any field the engine reads, in one lookup.
-        view = (_PLAIN_VIEWS[method] if _ANY_FIELD.isdisjoint(environ)
-                else _request_view(environ, method))
+        # The common case, a request without any field the engine reads: six lookups (a view
+        # of the keys checks the six names against the environ, not the environ's keys).
+        if environ.keys().isdisjoint(_ANY_FIELD):
+            if self.lean and not logger.isEnabledFor(logging.DEBUG):
+                return _lean(self, environ, start_response, method)
+            view = _PLAIN_VIEWS[method]
+        else:
+            view = _request_view(environ, method)
         if view.hide:
             # 14.2: a HEAD's Range (and If-Range) is ignored: the app does not see it.
             hidden = {_ENVIRON_KEYS[name] for name in view.hide}
@@ -193,12 +204,132 @@ class RangeMiddleware:
         server_wrapper = environ.get("wsgi.file_wrapper", _MISSING)
         environ["wsgi.file_wrapper"] = self.file_wrapper
         try:
-            return exchange.run()
+            return exchange.carry_out(self.app(environ, exchange.start_response))
         finally:
-            if server_wrapper is _MISSING:
-                environ.pop("wsgi.file_wrapper", None)
-            else:
-                environ["wsgi.file_wrapper"] = server_wrapper
+            _restore_wrapper(environ, server_wrapper)
+
+
+def _restore_wrapper(environ: WSGIEnvironment, server_wrapper: object) -> None:
+    """Give the environ back the server's ``wsgi.file_wrapper`` (or none, as it had)."""
+    if server_wrapper is _MISSING:
+        environ.pop("wsgi.file_wrapper", None)
+    else:
+        environ["wsgi.file_wrapper"] = server_wrapper
+
+
+def _lean(mw: RangeMiddleware, environ: WSGIEnvironment, start_response: StartResponse,
+          method: str) -> Iterable[bytes]:
+    """A ``GET`` or ``HEAD`` without Range or precondition fields, under options without a
+    predicate: the pass-through every request of every app takes, kept to a few lookups.
+
+    ``engine.plain_answer`` decides from the response's fields alone: a rangeable ``200``
+    with a length and validators only gains ``Accept-Ranges: bytes`` (RFC 9110 14.3), and
+    anything else that is not a rangeable ``200`` goes untouched; both are sent at once, and
+    the app's body goes to the server as it is. A rangeable ``200`` that lacks validators
+    waits for its body: a list of bytes is no file to give validators, so it gains
+    ``Accept-Ranges`` too. Every other response (a file body, no length, a coding, an
+    ``exc_info``, a ``write()``, a generator that starts its response late) is handed to a
+    full ``_Exchange`` with everything seen so far.
+    """
+    full: _Exchange | None = None
+    sent = False  # the fields went to the server: the rest is the app's and the server's
+    held: tuple[str, Headers] | None = None  # fields waiting for the body
+    accepted = False  # a rangeable 200 answered here: Accept-Ranges appended
+    head = method == "HEAD"
+
+    def start(status: str, headers: Headers, exc_info: OptExcInfo | None = None,
+              /) -> WriteFn:
+        nonlocal sent, accepted, held, full
+        if sent:
+            # A second call is the server's to judge (PEP 3333: only with exc_info).
+            return start_response(status, headers, exc_info)
+        if full is None:
+            if held is None and exc_info is None:
+                answer = plain_answer(status, headers, file_validators)
+                if answer is PLAIN_ACCEPT_RANGES:
+                    sent = accepted = True
+                    written = start_response(status, [*headers, _ACCEPT_RANGES])
+                    # RFC 9110 9.3.2: a HEAD the middleware answers carries no content.
+                    return _discard if head else written
+                if answer is PLAIN_UNTOUCHED:
+                    sent = True
+                    return start_response(status, headers)
+                if answer is PLAIN_BODY:
+                    # Waits for the body; a write() before it is the full exchange's.
+                    held = (status, headers)
+                    full = _take_over(mw, environ, start_response, method, server_wrapper,
+                                      held)
+                    return full.write
+            full = _take_over(mw, environ, start_response, method, server_wrapper, held)
+        return full.start_response(status, headers, exc_info)
+
+    file_validators = mw.options.file_validators
+    server_wrapper = environ.get("wsgi.file_wrapper", _MISSING)
+    environ["wsgi.file_wrapper"] = mw.file_wrapper
+    try:
+        result = mw.app(environ, start)
+        if not sent:
+            if (held is not None and full is not None and full.step is None
+                    and type(result) in _PLAIN_BODIES):
+                # Bytes, not a file: the fields alone decide (no validators to give).
+                status, headers = held
+                answer = plain_answer(status, headers, False)
+                if answer is PLAIN_ACCEPT_RANGES:
+                    start_response(status, [*headers, _ACCEPT_RANGES])
+                    return _emptied(result) if head else result
+                if answer is PLAIN_UNTOUCHED:
+                    start_response(status, headers)
+                    return result
+            # Decided with the body, or the app starts its response when iterated.
+            if full is None:
+                full = _take_over(mw, environ, start_response, method, server_wrapper, None)
+            return full.carry_out(result)
+    finally:
+        _restore_wrapper(environ, server_wrapper)
+    if head and accepted:
+        return _emptied(result)
+    if isinstance(result, FileWrapper):
+        return _to_server_wrapper(result, server_wrapper)
+    return result
+
+
+def _discard(data: bytes) -> None:
+    """The ``write()`` of a ``HEAD`` the middleware answers: its content goes nowhere."""
+
+
+def _emptied(result: Iterable[bytes]) -> Iterable[bytes]:
+    """No content for a ``HEAD`` the middleware answers (RFC 9110 9.3.2): the app's body is
+    closed unread, now; an error its ``close()`` raises reaches the server's ``close()``."""
+    close = getattr(result, "close", None)
+    return ClosingBody.closed_early(iter(()), close if close is not None else _no_close)
+
+
+def _no_close() -> None:
+    """The close of a body that has none."""
+
+
+def _take_over(mw: RangeMiddleware, environ: WSGIEnvironment, start_response: StartResponse,
+               method: str, server_wrapper: object,
+               held: tuple[str, Headers] | None) -> _Exchange:
+    """The full exchange for a response the lean path does not decide, with the fields the
+    app has given (``held``) if any."""
+    exchange = _Exchange(mw, environ, start_response, _PLAIN_VIEWS[method])
+    # Made while the environ offers ours: the server's wrapper is the one set aside.
+    exchange.server_wrapper = None if server_wrapper is _MISSING else server_wrapper
+    if held is not None:
+        exchange.called = True
+        exchange.status, exchange.headers = held
+    return exchange
+
+
+def _to_server_wrapper(result: FileWrapper, server_wrapper: object) -> Iterable[bytes]:
+    """The app's own file answer, a plain file on disk: to the server's wrapper (zero-copy),
+    as without the middleware. Any other file is read by our wrapper: a server's sends from
+    the descriptor, which for a compressed stream holds other bytes and for a procfs file has
+    a size of 0."""
+    if server_wrapper is not _MISSING and server_wrapper is not None and on_disk(result.filelike):
+        return server_wrapper(result.filelike, result.blksize)  # type: ignore[operator, no-any-return]
+    return result
 
 
 class _Exchange:
@@ -259,9 +390,9 @@ class _Exchange:
         options = self.mw.options
         if self.lean:
             answer = plain_answer(status, headers, options.file_validators)
-            if answer is Plain.BODY:
+            if answer is PLAIN_BODY:
                 return self.write  # decided with the body (``run`` or the first write)
-            if answer is not Plain.FULL_PATH:
+            if answer is not PLAIN_FULL_PATH:
                 # The lean path: no Range, no precondition, decided by the fields alone.
                 self._commit_plain(answer)
                 return self.write
@@ -278,7 +409,7 @@ class _Exchange:
         if logger.isEnabledFor(logging.DEBUG):
             self._log(step.plan)
         headers = self.headers
-        if answer is Plain.ACCEPT_RANGES:
+        if answer is PLAIN_ACCEPT_RANGES:
             headers = [*headers, _ACCEPT_RANGES]
         self.write_fn = self.server_start(self.status, headers)
 
@@ -303,7 +434,7 @@ class _Exchange:
         if self.lean and (body is None or type(body) in _PLAIN_BODIES):
             # Not a file: validators are no file's to give; the fields alone decide.
             answer = plain_answer(self.status, self.headers, False)
-            if answer is Plain.ACCEPT_RANGES or answer is Plain.UNTOUCHED:
+            if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
                 self._commit_plain(answer)
                 return
         self._commit(self._respond(body))
@@ -346,8 +477,9 @@ class _Exchange:
 
     # -- the response body --
 
-    def run(self) -> Iterable[bytes]:
-        result = self.result = self.mw.app(self.environ, self.start_response)
+    def carry_out(self, result: Iterable[bytes]) -> Iterable[bytes]:
+        """The response iterable for the app's ``result`` (its ``start_response`` is ours)."""
+        self.result = result
         try:
             chunks: Iterator[bytes] | None = None
             if not self.called:
@@ -395,13 +527,8 @@ class _Exchange:
         # frames it as for the GET and drops the body (RFC 9110 9.3.2, 8.6).
         if chunks is not None:
             return ClosingBody(chunks, self.close_result)
-        if (isinstance(result, FileWrapper) and self.server_wrapper is not None
-                and on_disk(result.filelike)):
-            # The app's own answer, a plain file: to the server's wrapper (zero-copy), as
-            # without the middleware. Any other file is read by our wrapper: a server's
-            # sends from the descriptor, which for a compressed stream holds other bytes
-            # and for a procfs file has a size of 0.
-            return self.server_wrapper(result.filelike, result.blksize)  # type: ignore[no-any-return]
+        if isinstance(result, FileWrapper):
+            return _to_server_wrapper(result, self.server_wrapper)
         return result
 
     def _server_window(self, step: Step, result: Iterable[bytes],

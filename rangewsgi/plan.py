@@ -104,11 +104,13 @@ _FAILED_BODY = b"412 Precondition Failed\n"
 # Content-Length "indicates the number of octets in the content of this message", and a digest
 # of the whole representation does not describe the content of a partial response.
 _DROP_FROM_206 = frozenset({"content-length", "content-md5", "content-digest"})
-# A 416 carries no representation: its content and caching fields are the 200's, not its own.
+# A 416 carries no representation: its content and caching fields are the 200's, not its own
+# (nor is Repr-Digest, RFC 9530 3: the digest of a representation it does not enclose).
+# Repr-Digest stays on a 206: it describes the selected representation, not the part.
 _DROP_FROM_416 = frozenset({
     "content-length", "content-md5", "content-digest", "content-type", "content-encoding",
     "content-language", "content-location", "content-disposition", "cache-control", "expires",
-    "accept-ranges",
+    "accept-ranges", "repr-digest",
 })
 
 

@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("rangewsgi.sources.http needs urllib3: pip install rangewsgi[http]"
                       ) from exc
 
+from ..digest_fields import secure_repr_digest
 from . import SourceChanged, UpstreamError
 from ._checks import CONTENT_RANGE, check_content_range, check_range, translated
 
@@ -135,6 +136,7 @@ class HTTPSource:
         last_modified (str | None): its ``Last-Modified`` field.
         content_type (str | None): its ``Content-Type`` field.
         content_encoding (str | None): its ``Content-Encoding`` (ranges count those bytes).
+        repr_digest (str | None): its ``Repr-Digest`` (RFC 9530 3), secure algorithms only.
     """
 
     def __init__(self, url: str, *, pool: urllib3.PoolManager | None = None,
@@ -161,6 +163,7 @@ class HTTPSource:
         self.last_modified: str | None = None
         self.content_type: str | None = None
         self.content_encoding: str | None = None
+        self.repr_digest: str | None = None
         self.size = self._learn()
         self._conditions = self._preconditions()
 
@@ -237,6 +240,9 @@ class HTTPSource:
         self.last_modified = resp.headers.get("Last-Modified")
         self.content_type = resp.headers.get("Content-Type")
         self.content_encoding = _encoding(resp)
+        # RFC 9530 3: the digest of the selected representation, on a 206 too; insecure
+        # algorithms (RFC 9530 5) are not passed on.
+        self.repr_digest = secure_repr_digest(resp.headers.get("Repr-Digest"))
 
     def _preconditions(self) -> dict[str, str]:
         """Headers that make the upstream refuse (412) another version than the first."""

@@ -23,6 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("rangewsgi.sources.s3 needs boto3: pip install rangewsgi[s3]") from exc
 
+from ..digest_fields import s3_repr_digest
 from ..httpdate import format_http_date
 from . import SourceChanged, UpstreamError
 from ._checks import check_content_range, check_range, translated
@@ -93,6 +94,8 @@ class S3Source:
         last_modified (str | None): its ``LastModified``, as an HTTP-date.
         content_type (str | None): its ``ContentType``.
         content_encoding (str | None): its ``ContentEncoding`` (ranges count stored bytes).
+        repr_digest (str | None): a ``Repr-Digest`` value (RFC 9530 3) from the object's
+            full-object SHA-256 checksum, when it has one.
         version_id (str | None): the version read, in a versioned bucket.
     """
 
@@ -113,7 +116,8 @@ class S3Source:
         self._open: set[Any] = set()
         self.closed = False
         with translated(self.name, _as_oserror):
-            head = client.head_object(**self._args)
+            # ChecksumMode: S3 answers with the object's checksum only when asked.
+            head = client.head_object(**{"ChecksumMode": "ENABLED", **self._args})
         self.size: int = int(head["ContentLength"])
         self.etag: str | None = head.get("ETag")
         modified = head.get("LastModified")
@@ -121,6 +125,8 @@ class S3Source:
                                           if modified is not None else None)
         self.content_type: str | None = head.get("ContentType")
         self.content_encoding: str | None = head.get("ContentEncoding")
+        self.repr_digest: str | None = s3_repr_digest(head.get("ChecksumSHA256"),
+                                                      head.get("ChecksumType"))
         self.version_id: str | None = head.get("VersionId") or version_id
         if pin_version and self.version_id and self.version_id != "null":
             self._args["VersionId"] = self.version_id
