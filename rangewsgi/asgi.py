@@ -29,6 +29,7 @@ import contextlib
 import enum
 import functools
 import inspect
+import operator
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
@@ -198,10 +199,15 @@ class RangeMiddleware:
             "predicate": predicate, "block_size": block_size, "conditional": conditional,
             "file_validators": file_validators, **unknown})
         self.length_warnings = LengthWarnings(_LENGTH_FIX)
+        # The lean pass-through (``_Lean``) decides without asking a predicate.
+        self.lean = self.options.predicate is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)  # websocket and lifespan are not ours
+            return
+        if scope.get("method") == "GET" and self.lean and _plain_request(scope):
+            await _Lean(self, scope, receive, send).run()
             return
         view, bodiless = _request(scope)
         if view.route is Route.UNTOUCHED:
@@ -231,6 +237,144 @@ def _request(scope: Scope) -> tuple[RequestView, bool]:
                                                and bytes(value).strip() != b"0"):
             bodiless = False
     return (read_request(method, fields) if fields else _PLAIN_VIEWS[method]), bodiless
+
+
+_FIELDS = frozenset(_FIELD_NAMES)
+_NAME = operator.itemgetter(0)
+
+
+def _plain_request(scope: Scope) -> bool:
+    """Whether a request carries none of the fields the engine reads (Range, If-Range, the
+    preconditions), told in a few C-level steps; False when unsure (names not all lower
+    case: "HTTP Connection Scope" says they "should be lowercased"), and ``_request`` reads
+    the request in full."""
+    try:
+        names = list(map(_NAME, scope.get("headers") or ()))
+        return _FIELDS.isdisjoint(names) and (not names or b"".join(names).islower())
+    except TypeError:  # a name that is not bytes: the full reading
+        return False
+
+
+def _app_scope(scope: Scope) -> tuple[Scope, bool]:
+    """The scope the app is shown, and whether the server offers path-send.
+
+    A copy: nothing the app is shown leaks back into the server's scope. Extensions, "Path
+    Send": offered, so that the file behind the body is known; and the ranged-source message
+    (``asgi_sources``). Zero copy send cannot carry a slice the middleware chooses: not
+    offered. The spec version is at most ``SPEC_VERSION``.
+    """
+    extensions = scope.get("extensions") or {}
+    server_pathsend = PATHSEND in extensions
+    extensions = {**extensions, PATHSEND: {}, SOURCE_EXTENSION: {}}
+    extensions.pop("http.response.zerocopysend", None)
+    shown = {**scope, "extensions": extensions}
+    asgi = shown.get("asgi")
+    if isinstance(asgi, dict):
+        version = asgi.get("spec_version")
+        if version != SPEC_VERSION and _newer_than_ours(version):
+            shown["asgi"] = {**asgi, "spec_version": SPEC_VERSION}
+    return shown, server_pathsend
+
+
+_NEWER: dict[object, bool] = {}  # spec version -> later than SPEC_VERSION, as seen
+
+
+def _newer_than_ours(version: object) -> bool:
+    """``_newer(version, SPEC_VERSION)``, remembered for the few versions servers send."""
+    try:
+        return _NEWER[version]
+    except (KeyError, TypeError):
+        newer = _newer(str(version), SPEC_VERSION)
+        if len(_NEWER) < 64:
+            with contextlib.suppress(TypeError):  # an unhashable value: not remembered
+                _NEWER[version] = newer
+        return newer
+
+
+class _Lean:
+    """A ``GET`` without Range or precondition fields, under options without a predicate:
+    the pass-through every request of every app takes, kept to a few lookups.
+
+    The app is shown the same scope as by ``_Exchange``. Its ``http.response.start`` is
+    decided by ``engine.plain_answer`` from the fields alone: a rangeable ``200`` with a
+    length and validators only gains ``Accept-Ranges: bytes`` (RFC 9110 14.3), anything else
+    that is not a rangeable ``200`` goes untouched, and the body messages that follow go to
+    the server as they come (a path-send too, where the server offers it). Every other
+    case (a start whose answer needs the body or the full reading, trailers, a path-send the
+    server does not offer, a ranged source) is handed to a full ``_Exchange``, in the state
+    the messages so far put it in. The app's ``receive`` is the server's: the middleware
+    never ends a response the app has not ended (no Range, no precondition).
+    """
+
+    __slots__ = ("answer", "exchange", "mw", "receive", "scope", "send_server",
+                 "server_pathsend", "start")
+
+    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
+                 send: Send) -> None:
+        self.mw = mw
+        self.scope, self.server_pathsend = _app_scope(scope)
+        self.receive = receive
+        self.send_server = send
+        self.answer: Plain | None = None  # the start went out, decided so
+        self.start: Message | None = None
+        self.exchange: _Exchange | None = None
+
+    async def run(self) -> None:
+        try:
+            await self.mw.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            exchange = self.exchange
+            if (exchange is not None and exchange.state in _FINAL
+                    and _from_us(exc, exchange.server_error)):
+                return  # the response is out (or the client gone): a clean end
+            raise
+        finally:
+            if self.exchange is not None:
+                self.exchange.watcher.close()
+        exchange = self.exchange
+        if exchange is not None and exchange.state is State.HELD:
+            assert exchange.start is not None
+            await self.send_server(exchange.start)  # started without a body: as the app left it
+
+    async def send(self, message: Message) -> None:
+        exchange = self.exchange
+        if exchange is not None:
+            await exchange.send(message)
+            return
+        kind = message["type"]
+        answer = self.answer
+        if answer is None:
+            if kind != "http.response.start":
+                await self.send_server(message)  # early hints, before the start
+                return
+            if not message.get("trailers"):
+                answer = plain_answer(str(message["status"]), message.get("headers") or (),
+                                      self.mw.options.file_validators)
+                if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
+                    self.answer, self.start = answer, message
+                    if answer is PLAIN_ACCEPT_RANGES:
+                        message = {**message, "headers": [*(message.get("headers") or ()),
+                                                          _ACCEPT_RANGES]}
+                    await self.send_server(message)
+                    return
+        elif kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
+            await self.send_server(message)  # the app's body, or the server's own path-send
+            return
+        await self._take_over().send(message)
+
+    def _take_over(self) -> _Exchange:
+        """The full exchange, in the state the messages so far put it in."""
+        view, bodiless = _request(self.scope)
+        exchange = _Exchange(self.mw, self.scope, self.receive, self.send_server, view,
+                             bodiless, (self.scope, self.server_pathsend))
+        if self.answer is not None:
+            assert self.start is not None
+            exchange.start = self.start
+            exchange.status = str(self.start["status"])
+            exchange.step = plain_step(False, self.answer)
+            exchange.state = State.STREAMING
+        self.exchange = exchange
+        return exchange
 
 
 def _route(scope: Scope) -> tuple[str, str]:
@@ -327,7 +471,8 @@ class _Exchange:
     server_error: OSError | None = None
 
     def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive, send: Send,
-                 view: RequestView, bodiless: bool) -> None:
+                 view: RequestView, bodiless: bool,
+                 shown: tuple[Scope, bool] | None = None) -> None:
         self.app = mw.app
         self.options = mw.options
         self.length_warnings = mw.length_warnings
@@ -338,26 +483,16 @@ class _Exchange:
         self.head = view.request.method == "HEAD"
         self.send_server = send
         self.watcher = DisconnectWatcher(receive, self._client_gone)
-        # A copy: nothing the app is shown leaks back into the server's scope.
-        extensions = scope.get("extensions") or {}
-        self.server_pathsend = PATHSEND in extensions
-        # Extensions, "Path Send": offered, so that the file behind the body is known; and
-        # the ranged-source message (``asgi_sources``). Zero copy send cannot carry a slice
-        # the middleware chooses: not offered.
-        extensions = {**extensions, PATHSEND: {}, SOURCE_EXTENSION: {}}
-        extensions.pop("http.response.zerocopysend", None)
-        self.scope = scope = {**scope, "extensions": extensions}
-        asgi = scope.get("asgi")
-        if (isinstance(asgi, dict) and asgi.get("spec_version") != SPEC_VERSION
-                and _newer(str(asgi.get("spec_version")), SPEC_VERSION)):
-            scope["asgi"] = {**asgi, "spec_version": SPEC_VERSION}
+        # ``shown``: the scope the app was already given (``_Lean``), and whether the server
+        # offers path-send.
+        self.scope, self.server_pathsend = shown or _app_scope(scope)
         if view.hide:
             # RFC 9110 14.2: a server "MUST ignore a Range header field received with a
             # request method ... for which range handling is not defined": hidden from apps
             # that would range a HEAD themselves.
             hidden = {name.encode("latin-1") for name in view.hide}
-            scope["headers"] = [(n, v) for n, v in scope.get("headers") or ()
-                                if bytes(n).lower() not in hidden]
+            self.scope["headers"] = [(n, v) for n, v in self.scope.get("headers") or ()
+                                     if bytes(n).lower() not in hidden]
 
     # -- states --
 
