@@ -227,7 +227,7 @@ def whole_wsgi(client: Any) -> tuple[str, int, int]:
 def whole_asgi(client: Any) -> tuple[str, int, int]:
     """A whole GET of a ``SourceResponse`` under the ASGI middleware: (status, bytes, CRC)."""
     from rangewsgi.asgi import RangeMiddleware as ASGIRangeMiddleware
-    from rangewsgi.asgi_sources import SourceResponse
+    from rangewsgi.asgi import SourceResponse
     from rangewsgi.sources.s3 import S3Source
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

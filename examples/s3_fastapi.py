@@ -21,8 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
-from rangewsgi.asgi import RangeMiddleware
-from rangewsgi.asgi_sources import SourceResponse
+from rangewsgi.asgi import RangeMiddleware, SourceResponse
 from rangewsgi.sources.s3 import S3Source
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 
-from rangewsgi.asgi import RangeMiddleware
-from rangewsgi.asgi_sources import SourceResponse
+from rangewsgi.asgi import RangeMiddleware, SourceResponse
 from rangewsgi.sources.zip import ZipSource
 
 

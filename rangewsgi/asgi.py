@@ -31,7 +31,7 @@ import functools
 import inspect
 import operator
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .asgi_bodies import (
     Message,
@@ -79,7 +79,7 @@ from .plan import LENGTH_UNKNOWN, Headers, Kind, Plan, ResponseFacts, read_heade
 from .servers import PATHSEND as PATHSEND_ROW
 from .sources import RangedSource, is_ranged_source
 
-__all__ = ["Predicate", "RangeMiddleware", "ResponseClosed"]
+__all__ = ["Predicate", "RangeMiddleware", "ResponseClosed", "SourceResponse"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -206,8 +206,9 @@ class RangeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)  # websocket and lifespan are not ours
             return
-        if scope.get("method") == "GET" and self.lean and _plain_request(scope):
-            await _Lean(self, scope, receive, send).run()
+        method = scope.get("method")
+        if (method == "GET" or method == "HEAD") and self.lean and _plain_request(scope):
+            await _Lean(self, scope, receive, send, method == "HEAD").run()
             return
         view, bodiless = _request(scope)
         if view.route is Route.UNTOUCHED:
@@ -291,27 +292,32 @@ def _newer_than_ours(version: object) -> bool:
         return newer
 
 
+_NO_CONTENT = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
 class _Lean:
-    """A ``GET`` without Range or precondition fields, under options without a predicate:
-    the pass-through every request of every app takes, kept to a few lookups.
+    """A ``GET`` or ``HEAD`` without Range or precondition fields, under options without a
+    predicate: the pass-through every request of every app takes, kept to a few lookups.
 
     The app is shown the same scope as by ``_Exchange``. Its ``http.response.start`` is
     decided by ``engine.plain_answer`` from the fields alone: a rangeable ``200`` with a
     length and validators only gains ``Accept-Ranges: bytes`` (RFC 9110 14.3), anything else
     that is not a rangeable ``200`` goes untouched, and the body messages that follow go to
-    the server as they come (a path-send too, where the server offers it). Every other
-    case (a start whose answer needs the body or the full reading, trailers, a path-send the
-    server does not offer, a ranged source) is handed to a full ``_Exchange``, in the state
-    the messages so far put it in. The app's ``receive`` is the server's: the middleware
-    never ends a response the app has not ended (no Range, no precondition).
+    the server as they come (a path-send too, where the server offers it); a ``HEAD`` of a
+    rangeable ``200`` gets no content (9.3.2). Every other case (a start whose answer needs
+    the body or the full reading, trailers, a path-send the server does not offer, a ranged
+    source, a ``HEAD`` body in several messages) is handed to a full ``_Exchange``, in the
+    state the messages so far put it in. The app's ``receive`` is the server's: up to that
+    hand-over, the middleware never ends a response the app has not ended.
     """
 
-    __slots__ = ("answer", "exchange", "mw", "receive", "scope", "send_server",
+    __slots__ = ("answer", "exchange", "head", "mw", "receive", "scope", "send_server",
                  "server_pathsend", "start")
 
-    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
-                 send: Send) -> None:
+    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive, send: Send,
+                 head: bool) -> None:
         self.mw = mw
+        self.head = head
         self.scope, self.server_pathsend = _app_scope(scope)
         self.receive = receive
         self.send_server = send
@@ -357,8 +363,13 @@ class _Lean:
                                                           _ACCEPT_RANGES]}
                     await self.send_server(message)
                     return
-        elif kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
-            await self.send_server(message)  # the app's body, or the server's own path-send
+        elif not self.head or answer is PLAIN_UNTOUCHED:
+            if kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
+                await self.send_server(message)  # the body, or the server's own path-send
+                return
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            # A HEAD answered here (a rangeable 200): no content (RFC 9110 9.3.2).
+            await self.send_server(_NO_CONTENT)
             return
         await self._take_over().send(message)
 
@@ -371,7 +382,7 @@ class _Lean:
             assert self.start is not None
             exchange.start = self.start
             exchange.status = str(self.start["status"])
-            exchange.step = plain_step(False, self.answer)
+            exchange.step = plain_step(self.head, self.answer)
             exchange.state = State.STREAMING
         self.exchange = exchange
         return exchange
@@ -809,3 +820,16 @@ class _Exchange:
     def _check(self) -> None:
         if self.state is State.CLIENT_GONE:
             raise ResponseClosed("the client has gone")
+
+
+if TYPE_CHECKING:
+    from .asgi_sources import SourceResponse
+else:
+    def __getattr__(name: str) -> Any:
+        # ``SourceResponse`` is made on first use (a Starlette ``Response`` too when Starlette
+        # is installed): importing this module imports no Starlette.
+        if name == "SourceResponse":
+            from . import asgi_sources
+
+            return asgi_sources.SourceResponse
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rangewsgi.asgi_sources import SourceResponse
+from rangewsgi.asgi import SourceResponse
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]

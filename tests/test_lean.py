@@ -199,7 +199,7 @@ def asgi_apps(path: Path) -> dict[str, Callable[..., Any]]:
     async def source(scope: Any, receive: Any, send: Any) -> None:
         from adapters_matrix import Source
 
-        from rangewsgi.asgi_sources import SourceResponse
+        from rangewsgi.asgi import SourceResponse
 
         await SourceResponse(Source())(scope, receive, send)
 
@@ -215,17 +215,23 @@ def asgi_apps(path: Path) -> dict[str, Callable[..., Any]]:
     }
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("pathsend", [True, False], ids=["server path-send", "none"])
 @pytest.mark.parametrize("name", list(asgi_apps(Path("/dev/null"))))
-def test_asgi_lean_answers_as_the_full_path(media: Path, name: str, pathsend: bool) -> None:
+def test_asgi_lean_answers_as_the_full_path(media: Path, name: str, pathsend: bool,
+                                            method: str) -> None:
     if name == "source":
         pytest.importorskip("starlette")
     app = asgi_apps(media)[name]
     request = {"Host": "example.test", "Accept": "*/*"}
-    lean = call_asgi(ASGIRangeMiddleware(app), "GET", request, pathsend)
-    full = call_asgi(ASGIRangeMiddleware(app, predicate=always), "GET", request, pathsend)
+    lean = call_asgi(ASGIRangeMiddleware(app), method, request, pathsend, raw=True)
+    full = call_asgi(ASGIRangeMiddleware(app, predicate=always), method, request, pathsend,
+                     raw=True)
     assert lean == full
-    if lean.status == 200:
+    if method == "HEAD":
+        if lean.field("accept-ranges") == "bytes":
+            assert lean.body == b""  # answered here: no content (RFC 9110 9.3.2)
+    elif lean.status == 200:
         assert lean.body == (SOURCE_DATA if name == "source" else DATA)
         assert lean.field("accept-ranges") == "bytes" or name == "no length"
 
