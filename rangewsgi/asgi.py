@@ -338,9 +338,10 @@ class _Lean:
             if self.exchange is not None:
                 self.exchange.watcher.close()
         exchange = self.exchange
-        if exchange is not None and exchange.state is State.HELD:
-            assert exchange.start is not None
-            await self.send_server(exchange.start)  # started without a body: as the app left it
+        held = exchange.start if exchange is not None else self.start
+        if (held is not None and self.answer is None
+                and (exchange is None or exchange.state is State.HELD)):
+            await self.send_server(held)  # started without a body: as the app left it
 
     async def send(self, message: Message) -> None:
         exchange = self.exchange
@@ -350,42 +351,66 @@ class _Lean:
         kind = message["type"]
         answer = self.answer
         if answer is None:
-            if kind != "http.response.start":
-                await self.send_server(message)  # early hints, before the start
-                return
-            if not message.get("trailers"):
-                answer = plain_answer(str(message["status"]), message.get("headers") or (),
-                                      self.mw.options.file_validators)
-                if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
-                    self.answer, self.start = answer, message
-                    if answer is PLAIN_ACCEPT_RANGES:
-                        message = {**message, "headers": [*(message.get("headers") or ()),
-                                                          _ACCEPT_RANGES]}
-                    await self.send_server(message)
+            held = self.start
+            if held is None:
+                if kind != "http.response.start":
+                    await self.send_server(message)  # early hints, before the start
                     return
-        elif not self.head or answer is PLAIN_UNTOUCHED:
-            if kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
-                await self.send_server(message)  # the body, or the server's own path-send
+                if not message.get("trailers"):
+                    answer = plain_answer(str(message["status"]),
+                                          message.get("headers") or (),
+                                          self.mw.options.file_validators)
+                    if answer is PLAIN_BODY:
+                        self.start = message  # held: a file body would get validators
+                        return
+                    if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
+                        await self._send_start(message, answer)
+                        return
+            elif kind == "http.response.body":
+                # Body messages, not a file: no validators to give; the fields decide.
+                answer = plain_answer(str(held["status"]), held.get("headers") or (), False)
+                if answer is PLAIN_ACCEPT_RANGES or answer is PLAIN_UNTOUCHED:
+                    await self._send_start(held, answer)
+                else:
+                    answer = None
+        if answer is not None:
+            if not self.head or answer is PLAIN_UNTOUCHED:
+                if kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
+                    await self.send_server(message)  # the body, or the server's own path-send
+                    return
+            elif kind == PATHSEND or (kind == "http.response.body"
+                                      and not message.get("more_body", False)):
+                # A HEAD answered here (a rangeable 200): no content (RFC 9110 9.3.2); a
+                # path-send is the last message of a response.
+                await self.send_server(_NO_CONTENT)
                 return
-        elif kind == "http.response.body" and not message.get("more_body", False):
-            # A HEAD answered here (a rangeable 200): no content (RFC 9110 9.3.2).
-            await self.send_server(_NO_CONTENT)
-            return
-        await self._take_over().send(message)
+        await self._hand_over(message)
 
-    def _take_over(self) -> _Exchange:
-        """The full exchange, in the state the messages so far put it in."""
+    async def _send_start(self, message: Message, answer: Plain) -> None:
+        """The app's start as ``answer`` says: with ``Accept-Ranges: bytes`` appended for a
+        rangeable 200 (RFC 9110 14.3), else untouched."""
+        self.answer, self.start = answer, message
+        if answer is PLAIN_ACCEPT_RANGES:
+            message = {**message, "headers": [*(message.get("headers") or ()), _ACCEPT_RANGES]}
+        await self.send_server(message)
+
+    async def _hand_over(self, message: Message) -> None:
+        """Give ``message``, and the start if it is still held, to a full exchange put in
+        the state the messages so far put it in."""
         view, bodiless = _request(self.scope)
         exchange = _Exchange(self.mw, self.scope, self.receive, self.send_server, view,
                              bodiless, (self.scope, self.server_pathsend))
+        self.exchange = exchange
+        held = self.start
         if self.answer is not None:
-            assert self.start is not None
-            exchange.start = self.start
-            exchange.status = str(self.start["status"])
+            assert held is not None
+            exchange.start = held
+            exchange.status = str(held["status"])
             exchange.step = plain_step(self.head, self.answer)
             exchange.state = State.STREAMING
-        self.exchange = exchange
-        return exchange
+        elif held is not None:
+            await exchange.send(held)
+        await exchange.send(message)
 
 
 def _route(scope: Scope) -> tuple[str, str]:

@@ -255,11 +255,17 @@ def _lean(mw: RangeMiddleware, environ: WSGIEnvironment, start_response: StartRe
                     sent = True
                     return start_response(status, headers)
                 if answer is PLAIN_BODY:
-                    # Waits for the body; a write() before it is the full exchange's.
                     held = (status, headers)
-                    full = _take_over(mw, environ, start_response, method, server_wrapper,
-                                      held)
-                    return full.write
+
+                    def write(data: bytes) -> None:
+                        # A write() before the body is known: the full exchange's.
+                        nonlocal full
+                        if full is None:
+                            full = _take_over(mw, environ, start_response, method,
+                                              server_wrapper, held)
+                        full.write(data)
+
+                    return write  # decided with the body
             full = _take_over(mw, environ, start_response, method, server_wrapper, held)
         return full.start_response(status, headers, exc_info)
 
@@ -269,8 +275,7 @@ def _lean(mw: RangeMiddleware, environ: WSGIEnvironment, start_response: StartRe
     try:
         result = mw.app(environ, start)
         if not sent:
-            if (held is not None and full is not None and full.step is None
-                    and type(result) in _PLAIN_BODIES):
+            if held is not None and full is None and type(result) in _PLAIN_BODIES:
                 # Bytes, not a file: the fields alone decide (no validators to give).
                 status, headers = held
                 answer = plain_answer(status, headers, False)
@@ -282,7 +287,7 @@ def _lean(mw: RangeMiddleware, environ: WSGIEnvironment, start_response: StartRe
                     return result
             # Decided with the body, or the app starts its response when iterated.
             if full is None:
-                full = _take_over(mw, environ, start_response, method, server_wrapper, None)
+                full = _take_over(mw, environ, start_response, method, server_wrapper, held)
             return full.carry_out(result)
     finally:
         _restore_wrapper(environ, server_wrapper)

@@ -35,20 +35,6 @@ def always(*_: object) -> bool:
     return True
 
 
-class Counted:
-    """A body that counts its close() calls."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-        self.closes = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.chunks)
-
-    def close(self) -> None:
-        self.closes += 1
-
-
 def wsgi_apps(path: Path) -> dict[str, Callable[..., Any]]:
     no_validators = [(n, v) for n, v in FIELDS if n not in ("ETag", "Last-Modified")]
     no_length = [(n, v) for n, v in FIELDS if n != "Content-Length"]
