@@ -160,7 +160,7 @@ class RangeMiddleware:
     route on the ``rangewsgi`` logger. A ``HEAD`` the middleware does not answer itself goes
     to the server as the app gave it, body included. Only ``http`` scopes with method
     ``GET`` or ``HEAD`` are touched; a ``HEAD``'s ``Range`` and ``If-Range`` are hidden from
-    the app (RFC 9110 14.2). A ranged source sent as ``asgi_sources.SourceResponse`` is
+    the app (RFC 9110 14.2). A ranged source sent as ``rangewsgi.asgi.SourceResponse`` is
     answered by ``read_range`` per part. Given a WSGI app (a plain two-argument callable),
     it raises ``TypeError`` when made. Once the middleware has completed an answer, the app's
     further sends are dropped and ``receive`` says ``http.disconnect`` (the app is told ASGI
@@ -176,8 +176,10 @@ class RangeMiddleware:
         block_size: read size for a file the app sends with ``http.response.pathsend``.
         conditional: evaluate If-Match, If-Unmodified-Since, If-None-Match and
             If-Modified-Since (RFC 9110 13.2.2) for GET and HEAD: ``412`` and ``304``.
-        file_validators: give a path-send file without ``ETag`` and ``Last-Modified`` a
-            strong ``ETag`` (size and modification time) and a ``Last-Modified``.
+        file_validators: for a path-send file without ``ETag`` and ``Last-Modified``:
+            ``True``, a strong ``ETag`` (size and modification time) and a
+            ``Last-Modified``; ``"content"``, a strong ``ETag`` from the file's SHA-256 and
+            a ``Repr-Digest`` (RFC 9530) as well, the same on every replica; ``False``, none.
     """
 
     def __init__(self, app: ASGIApp, *, max_ranges: int = _DEFAULT.max_ranges,

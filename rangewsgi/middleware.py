@@ -133,8 +133,10 @@ class RangeMiddleware:
             ``wsgi.file_wrapper`` it offers when the app names no block size.
         conditional: evaluate If-Match, If-Unmodified-Since, If-None-Match and
             If-Modified-Since (RFC 9110 13.2.2) for GET and HEAD: ``412`` and ``304``.
-        file_validators: give plain file bodies without ``ETag`` and ``Last-Modified`` a
-            strong ``ETag`` (size and modification time) and a ``Last-Modified``.
+        file_validators: for plain file bodies without ``ETag`` and ``Last-Modified``:
+            ``True``, a strong ``ETag`` (size and modification time) and a
+            ``Last-Modified``; ``"content"``, a strong ``ETag`` from the file's SHA-256 and
+            a ``Repr-Digest`` (RFC 9530) as well, the same on every replica; ``False``, none.
     """
 
     def __init__(self, app: WSGIApplication, *, max_ranges: int = _DEFAULT.max_ranges,
