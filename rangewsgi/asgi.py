@@ -208,9 +208,10 @@ class RangeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)  # websocket and lifespan are not ours
             return
-        method = scope.get("method")
-        if (method == "GET" or method == "HEAD") and self.lean and _plain_request(scope):
-            await _Lean(self, scope, receive, send, method == "HEAD").run()
+        if scope.get("method") == "GET" and self.lean and _plain_request(scope):
+            # A HEAD takes the full path: answered here, its content is never sent, and an
+            # app that streams it is stopped through the receive the middleware gives it.
+            await _Lean(self, scope, receive, send).run()
             return
         view, bodiless = _request(scope)
         if view.route is Route.UNTOUCHED:
@@ -294,32 +295,28 @@ def _newer_than_ours(version: object) -> bool:
         return newer
 
 
-_NO_CONTENT = {"type": "http.response.body", "body": b"", "more_body": False}
-
-
 class _Lean:
-    """A ``GET`` or ``HEAD`` without Range or precondition fields, under options without a
-    predicate: the pass-through every request of every app takes, kept to a few lookups.
+    """A ``GET`` without Range or precondition fields, under options without a predicate:
+    the pass-through most requests of every app take, kept to a few lookups.
 
     The app is shown the same scope as by ``_Exchange``. Its ``http.response.start`` is
     decided by ``engine.plain_answer`` from the fields alone: a rangeable ``200`` with a
     length and validators only gains ``Accept-Ranges: bytes`` (RFC 9110 14.3), anything else
     that is not a rangeable ``200`` goes untouched, and the body messages that follow go to
-    the server as they come (a path-send too, where the server offers it); a ``HEAD`` of a
-    rangeable ``200`` gets no content (9.3.2). Every other case (a start whose answer needs
-    the body or the full reading, trailers, a path-send the server does not offer, a ranged
-    source, a ``HEAD`` body in several messages) is handed to a full ``_Exchange``, in the
-    state the messages so far put it in. The app's ``receive`` is the server's: up to that
-    hand-over, the middleware never ends a response the app has not ended.
+    the server as they come (a path-send too, where the server offers it). Every other case
+    (a start whose answer needs the body or the full reading, trailers, a path-send the
+    server does not offer, a ranged source) is handed to a full ``_Exchange``, in the state
+    the messages so far put it in. The app's ``receive`` is the server's: the middleware
+    never ends a plain GET's response before the app does (no Range, no precondition: no
+    early answer), so it never needs to tell the app that the response is over.
     """
 
-    __slots__ = ("answer", "exchange", "head", "mw", "receive", "scope", "send_server",
+    __slots__ = ("answer", "exchange", "mw", "receive", "scope", "send_server",
                  "server_pathsend", "start")
 
-    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive, send: Send,
-                 head: bool) -> None:
+    def __init__(self, mw: RangeMiddleware, scope: Scope, receive: Receive,
+                 send: Send) -> None:
         self.mw = mw
-        self.head = head
         self.scope, self.server_pathsend = _app_scope(scope)
         self.receive = receive
         self.send_server = send
@@ -375,17 +372,10 @@ class _Lean:
                     await self._send_start(held, answer)
                 else:
                     answer = None
-        if answer is not None:
-            if not self.head or answer is PLAIN_UNTOUCHED:
-                if kind == "http.response.body" or (kind == PATHSEND and self.server_pathsend):
-                    await self.send_server(message)  # the body, or the server's own path-send
-                    return
-            elif kind == PATHSEND or (kind == "http.response.body"
-                                      and not message.get("more_body", False)):
-                # A HEAD answered here (a rangeable 200): no content (RFC 9110 9.3.2); a
-                # path-send is the last message of a response.
-                await self.send_server(_NO_CONTENT)
-                return
+        if answer is not None and (kind == "http.response.body"
+                                   or (kind == PATHSEND and self.server_pathsend)):
+            await self.send_server(message)  # the body, or the server's own path-send
+            return
         await self._hand_over(message)
 
     async def _send_start(self, message: Message, answer: Plain) -> None:
@@ -408,7 +398,7 @@ class _Lean:
             assert held is not None
             exchange.start = held
             exchange.status = str(held["status"])
-            exchange.step = plain_step(self.head, self.answer)
+            exchange.step = plain_step(False, self.answer)
             exchange.state = State.STREAMING
         elif held is not None:
             await exchange.send(held)
