@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .asgi_bodies import Message, body_message, send_chunks
+from .asgi_disconnect import DisconnectWatcher
 from .demo_common import (
     BLOCK,
     HANGUP,
@@ -188,23 +189,23 @@ class _Watched:
                  emit: Callable[[str], None], stopper: _Stopper | None = None) -> None:
         self.app = app
         self.scope = scope
-        self.receive_server = receive
         self.send_server = send
         self.stopper = stopper
         request = _request_fields(scope)
-        self.body_read = request.bodiless
+        # The one disconnect listener the middleware uses too: started at once for a request
+        # without a body, else once the app has read the body.
+        self.watcher = DisconnectWatcher(receive, self._disconnected)
+        self.bodiless = request.bodiless
         self.exchange = Exchange(str(scope.get("method", "-")), _target(scope), request.range,
                                   emit, request.validators)
         self.started = False  # a response start went to the server
         self.final = False  # the message that completes the response went to the server
         self.trailers = False
         self.disconnected = False
-        self.queue: asyncio.Queue[Message] = asyncio.Queue()
-        self.listener: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        if self.body_read:
-            self._listen()
+        if self.bodiless:
+            self.watcher.watch()
         try:
             await self.app(self.scope, self.receive, self.send)
         except Exception as error:
@@ -218,8 +219,7 @@ class _Watched:
             elif not self.final and not self.disconnected:
                 self.exchange.error = "the application returned before the end of the response"
         finally:
-            if self.listener is not None:
-                self.listener.cancel()
+            self.watcher.close()
             self.exchange.finish()
 
     async def _answer_500(self) -> None:
@@ -247,7 +247,7 @@ class _Watched:
             await self._to_server(message)
             exchange.headers_sent()
         elif kind == "http.response.body" and self.started:
-            if self.listener is not None and not self.disconnected:
+            if self.watcher.watching and not self.disconnected:
                 # A server that drops what is sent once its client has gone (uvicorn) never
                 # makes ``send`` wait: a turn of the loop lets the listener hear it first.
                 await asyncio.sleep(0)
@@ -283,42 +283,22 @@ class _Watched:
 
     async def receive(self) -> Message:
         """The server's messages; once the listener runs, as it heard them."""
-        if self.listener is None:
-            message = await self.receive_server()
-            self._note(message)
-            if self.body_read and not self.disconnected:
-                self._listen()
-            return message
-        if self.disconnected and self.queue.empty():
-            return {"type": "http.disconnect"}
-        return await self.queue.get()
+        message = await self.watcher.receive()
+        if self.watcher.body_read and not self.disconnected:
+            self.watcher.watch()  # the body is read: listen for the disconnect meanwhile
+        return message
 
-    def _note(self, message: Message) -> None:
-        """Note what a server message tells: the request body read, or the client gone."""
-        if message["type"] == "http.disconnect":
-            self.disconnected = True
-            if not self.final and not self.exchange.logged:
-                if self.stopper is not None and self.stopper.stopping:
-                    self.exchange.stopped = True
-                else:
-                    self.exchange.gone = "http.disconnect"
-                self.exchange.finish()
-        elif not message.get("more_body", False):
-            self.body_read = True
-
-    def _listen(self) -> None:
-        """Once the request body is read: listen for the client's disconnect meanwhile."""
-        if self.listener is None:
-            self.listener = asyncio.ensure_future(self._listener())
-
-    async def _listener(self) -> None:
-        while not self.disconnected:
-            try:
-                message = await self.receive_server()
-            except Exception:  # a server whose receive fails has lost its client
-                message = {"type": "http.disconnect"}
-            self._note(message)
-            self.queue.put_nowait(message)
+    def _disconnected(self) -> None:
+        """The client has gone (``http.disconnect``): noted once, for the log line."""
+        if self.disconnected:
+            return
+        self.disconnected = True
+        if not self.final and not self.exchange.logged:
+            if self.stopper is not None and self.stopper.stopping:
+                self.exchange.stopped = True
+            else:
+                self.exchange.gone = "http.disconnect"
+            self.exchange.finish()
 
 
 def _size(path: str) -> int:

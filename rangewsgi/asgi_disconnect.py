@@ -87,6 +87,11 @@ class DisconnectWatcher:
             self.body_read = True
         return True
 
+    @property
+    def watching(self) -> bool:
+        """The listener runs (it hears a disconnect before anyone else calls receive)."""
+        return self._task is not None
+
     def watch(self) -> None:
         """Listen for the client's disconnect in a task of our own (``close`` cancels it)."""
         if self._event is None:
