@@ -46,13 +46,15 @@ from .asgi_disconnect import DisconnectWatcher
 from .asgi_sources import SOURCE_EXTENSION, SOURCE_MESSAGE
 from .bodies import read_file_ranges
 from .decision import (
+    NOT_GIVEN,
     LengthWarnings,
+    NotGiven,
     cached_content_for,
     content_for,
-    content_given,
     needs_body,
     wants_content,
 )
+from .digests import ContentValidators
 from .engine import (
     NO_ZERO_COPY,
     PLAIN_ACCEPT_RANGES,
@@ -654,13 +656,14 @@ class _Exchange:
         self.fields_read = True
 
     def _respond(self, found: FoundFile | None = None, source: RangedSource | None = None,
-                 server: Server = NO_ZERO_COPY) -> Step:
+                 server: Server = NO_ZERO_COPY,
+                 content: ContentValidators | NotGiven | None = NOT_GIVEN) -> Step:
         """The engine's step, made once per response."""
         if not self.fields_read:
             self._read_fields()
         response = Response(self.status, self.headers, self.facts)
         return respond(self.request, response, self.options, self.scope, found, source,
-                       server)[0]
+                       server, content)[0]
 
     async def _commit(self, step: Step) -> None:
         """Send the held ``http.response.start``, rewritten for the step's plan."""
@@ -771,8 +774,7 @@ class _Exchange:
         content = cached_content_for(found)
         if content is None:
             content = await asyncio.to_thread(content_for, found)
-        with content_given(content):
-            return self._respond(found, server=server)
+        return self._respond(found, server=server, content=content)
 
     async def _forward_pathsend(self, step: Step, message: Message,
                                 found: FoundFile | None) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +28,19 @@ from .plan import (
 )
 from .sources import RangedSource
 
-__all__ = ["UNSTABLE_CODING", "Decision", "LengthWarnings", "cached_content_for", "clip",
-           "content_for", "content_given", "decide_response", "needs_body",
-           "ranged_media_type", "wants_content"]
+__all__ = [
+    "NOT_GIVEN",
+    "UNSTABLE_CODING",
+    "Decision",
+    "LengthWarnings",
+    "cached_content_for",
+    "clip",
+    "content_for",
+    "decide_response",
+    "needs_body",
+    "ranged_media_type",
+    "wants_content",
+]
 
 logger = logging.getLogger("rangewsgi")
 
@@ -64,6 +71,13 @@ class _Unscanned:
 UNSCANNED = _Unscanned()  # the headers have not been through ``read_headers`` yet
 
 
+class NotGiven:
+    """The type of ``NOT_GIVEN``."""
+
+
+NOT_GIVEN = NotGiven()  # content validators not computed by the adapter: read if needed
+
+
 def needs_body(request: Request, status: str, headers: Headers, options: Options,
                facts: ResponseFacts | _Unscanned | None = UNSCANNED) -> bool:
     """Whether the decision waits for the body (a file to find, measure or validate);
@@ -84,10 +98,13 @@ def needs_body(request: Request, status: str, headers: Headers, options: Options
 def decide_response(request: Request, status: str, headers: Headers,
                     found: FoundFile | None, options: Options, context: Any,
                     source: RangedSource | None = None,
-                    facts: ResponseFacts | _Unscanned | None = UNSCANNED) -> Decision:
+                    facts: ResponseFacts | _Unscanned | None = UNSCANNED,
+                    content: ContentValidators | NotGiven | None = NOT_GIVEN) -> Decision:
     """The answer to ``request`` for the inner ``status`` and ``headers``; ``found`` is the
     file behind the body, or ``source`` the ranged source that is the body, if any;
-    ``context`` (environ or scope) goes to the predicate; ``facts`` as for ``needs_body``."""
+    ``context`` (environ or scope) goes to the predicate; ``facts`` as for ``needs_body``;
+    ``content``: the file's content validators when the adapter has computed them (None:
+    the file has none), else the decision reads the file itself if it needs them."""
     if isinstance(facts, _Unscanned):
         facts = read_headers(status, headers)
     if facts is None:
@@ -120,9 +137,9 @@ def decide_response(request: Request, status: str, headers: Headers,
                 and available is not None and facts.etag is None
                 and facts.last_modified is None):
             if options.file_validators == "content":
-                content = _content_of(found, length, available)
-                headers, facts = _content_validated(headers, facts, content, available,
-                                                    measured.mtime_ns)
+                headers, facts = _content_validated(
+                    headers, facts, _content_of(found, length, available, content), available,
+                    measured.mtime_ns)
             else:
                 headers, facts = _validated(headers, facts, found.base + available,
                                             measured.mtime_ns)
@@ -151,29 +168,6 @@ def _validated(headers: Headers, facts: ResponseFacts, size: int,
     return _with_validators(headers, facts, etag, last_modified)
 
 
-class _NotGiven:
-    """The type of ``_NOT_GIVEN``."""
-
-
-_NOT_GIVEN = _NotGiven()
-# The content validators an adapter that must not block (ASGI) computed off its event loop
-# for the decision it is about to take (``content_given``); unset, the decision reads the
-# file itself.
-_GIVEN_CONTENT: ContextVar[ContentValidators | _NotGiven | None] = ContextVar(
-    "rangewsgi_given_content", default=_NOT_GIVEN)
-
-
-@contextmanager
-def content_given(content: ContentValidators | None) -> Iterator[None]:
-    """Within the block, a decision for a file with ``file_validators="content"`` uses
-    ``content`` (None: the file has none) and never reads the file."""
-    token = _GIVEN_CONTENT.set(content)
-    try:
-        yield
-    finally:
-        _GIVEN_CONTENT.reset(token)
-
-
 def wants_content(options: Options, facts: ResponseFacts | None) -> bool:
     """Whether a decision would give a file body validators from its content: the option
     says ``"content"`` and the app gave no validator of its own."""
@@ -192,14 +186,13 @@ def content_for(found: FoundFile) -> ContentValidators | None:
     return content_validators(found.file) if found.base == 0 else None
 
 
-def _content_of(found: FoundFile, length: int | None,
-                available: int) -> ContentValidators | None:
+def _content_of(found: FoundFile, length: int | None, available: int,
+                given: ContentValidators | NotGiven | None) -> ContentValidators | None:
     """The file's content validators, if they describe the representation: the file from
     its first byte to its last (a Content-Length shorter than the file is another one)."""
     if length is not None and length != available:
         return None
-    given = _GIVEN_CONTENT.get()
-    return content_for(found) if isinstance(given, _NotGiven) else given
+    return content_for(found) if isinstance(given, NotGiven) else given
 
 
 def _content_validated(headers: Headers, facts: ResponseFacts,

@@ -52,7 +52,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .decision import decide_response
+from .decision import NOT_GIVEN, NotGiven, decide_response
+from .digests import ContentValidators
 from .files import FoundFile
 from .multipart import Framing
 from .options import Options
@@ -369,13 +370,16 @@ class Response:
 
 def respond(request: Request, response: Response, options: Options, context: Any,
             found: FoundFile | None = None, source: RangedSource | None = None,
-            server: Server = NO_ZERO_COPY) -> tuple[Step, FoundFile | None, RangedSource | None]:
+            server: Server = NO_ZERO_COPY,
+            content: ContentValidators | NotGiven | None = NOT_GIVEN,
+            ) -> tuple[Step, FoundFile | None, RangedSource | None]:
     """The 13.2.2 decision for ``response`` and the step that carries it out; ``found`` (a
     file behind the body) or ``source`` (the body itself) when the adapter has one,
-    ``context`` (environ or scope) for the predicate. Also the file or source the step
-    reads, when it reads one."""
+    ``context`` (environ or scope) for the predicate, ``content`` the file's content
+    validators when the adapter computed them (``decision.decide_response``). Also the file
+    or source the step reads, when it reads one."""
     decision = decide_response(request, response.status, response.headers, found, options,
-                               context, source, response.facts)
+                               context, source, response.facts, content)
     if decision.source is not None:
         body = Body(BodyKind.SOURCE)
     elif decision.found is not None:
